@@ -1,0 +1,51 @@
+// Command ovn-overlayd is the node daemon: one per node, next to
+// ovn-controller. The CNI plugin forwards every invocation to it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/ovn-overlay/ovn-overlay/cniplugin/cniproto"
+	"github.com/ovn-overlay/ovn-overlay/daemon"
+)
+
+func main() {
+	cfg := daemon.Config{}
+	flag.StringVar(&cfg.NodeName, "node-name", "", "this node's name in OVN rows (default: the chassis system-id)")
+	flag.StringVar(&cfg.NBAddress, "nb-address", "unix:/var/run/ovn/ovnnb_db.sock", "OVN Northbound OVSDB endpoint")
+	flag.StringVar(&cfg.SBAddress, "sb-address", "unix:/var/run/ovn/ovnsb_db.sock", "OVN Southbound OVSDB endpoint")
+	flag.StringVar(&cfg.OVSAddress, "ovs-address", "unix:/var/run/openvswitch/db.sock", "local Open_vSwitch OVSDB endpoint")
+	flag.StringVar(&cfg.Bridge, "bridge", "br-int", "OVN integration bridge")
+	flag.StringVar(&cfg.Socket, "socket", cniproto.DefaultSocket, "CNI server unix socket (root-only)")
+	flag.DurationVar(&cfg.ReadyTimeout, "ready-timeout", 20*time.Second, "how long ADD waits for ovn-controller to install a port")
+	verbose := flag.Bool("v", false, "debug logging")
+	flag.Parse()
+
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	connectCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	d, err := daemon.New(connectCtx, cfg)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ovn-overlayd:", err)
+		os.Exit(1)
+	}
+	defer d.Close()
+	if err := d.Serve(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "ovn-overlayd:", err)
+		os.Exit(1)
+	}
+}

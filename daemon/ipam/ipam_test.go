@@ -1,0 +1,165 @@
+package ipam
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+)
+
+func prefixes(ss ...string) []netip.Prefix {
+	out := make([]netip.Prefix, len(ss))
+	for i, s := range ss {
+		out[i] = netip.MustParsePrefix(s)
+	}
+	return out
+}
+
+func TestAllocateSequence(t *testing.T) {
+	tests := []struct {
+		name     string
+		subnets  []netip.Prefix
+		excluded []netip.Prefix
+		want     [][]string // per allocation, addresses in subnet order
+		wantErr  bool       // after the wanted allocations, one more fails
+	}{
+		{
+			name:    "ipv4 /30 skips network and broadcast",
+			subnets: prefixes("10.0.0.0/30"),
+			want:    [][]string{{"10.0.0.1/30"}, {"10.0.0.2/30"}},
+			wantErr: true,
+		},
+		{
+			name:     "exclusions are skipped",
+			subnets:  prefixes("10.0.0.0/28"),
+			excluded: prefixes("10.0.0.0/29", "10.0.0.9/32"),
+			want:     [][]string{{"10.0.0.8/28"}, {"10.0.0.10/28"}},
+		},
+		{
+			name:    "dual stack takes one of each",
+			subnets: prefixes("10.0.0.0/24", "fd00::/64"),
+			want:    [][]string{{"10.0.0.1/24", "fd00::1/64"}, {"10.0.0.2/24", "fd00::2/64"}},
+		},
+		{
+			name:     "fully excluded subnet is exhausted at once",
+			subnets:  prefixes("10.0.0.0/29"),
+			excluded: prefixes("10.0.0.0/29"),
+			wantErr:  true,
+		},
+		{
+			name:    "ipv6 /127 has one usable address",
+			subnets: prefixes("fd00::/127"),
+			want:    [][]string{{"fd00::1/127"}},
+			wantErr: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := NewPool(tt.subnets, tt.excluded)
+			for i, want := range tt.want {
+				got, err := p.Allocate("owner" + string(rune('a'+i)))
+				if err != nil {
+					t.Fatalf("allocation %d: %v", i, err)
+				}
+				if len(got) != len(want) {
+					t.Fatalf("allocation %d: got %v, want %v", i, got, want)
+				}
+				for j := range got {
+					if got[j].String() != want[j] {
+						t.Fatalf("allocation %d: got %v, want %v", i, got, want)
+					}
+				}
+			}
+			_, err := p.Allocate("last")
+			if tt.wantErr && !errors.Is(err, ErrExhausted) {
+				t.Fatalf("want ErrExhausted, got %v", err)
+			}
+			if !tt.wantErr && err != nil {
+				t.Fatalf("unexpected error %v", err)
+			}
+		})
+	}
+}
+
+func TestReleaseAndReuseAfterWrap(t *testing.T) {
+	p := NewPool(prefixes("10.0.0.0/29"), nil) // .1 to .6
+	for i := 0; i < 6; i++ {
+		if _, err := p.Allocate(string(rune('a' + i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Release("c") // 10.0.0.3
+	got, err := p.Allocate("z")
+	if err != nil || got[0].Addr() != netip.MustParseAddr("10.0.0.3") {
+		t.Fatalf("got %v %v, want the released 10.0.0.3", got, err)
+	}
+	if o, _ := p.Owner(netip.MustParseAddr("10.0.0.3")); o != "z" {
+		t.Fatalf("owner %q", o)
+	}
+}
+
+func TestAllocateIsAllOrNothing(t *testing.T) {
+	p := NewPool(prefixes("10.0.0.0/24", "fd00::/127"), nil)
+	if _, err := p.Allocate("a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Allocate("b"); !errors.Is(err, ErrExhausted) {
+		t.Fatalf("want exhaustion of the v6 /127, got %v", err)
+	}
+	if got := p.InUse(); got != 2 {
+		t.Fatalf("failed allocation leaked addresses: %d in use", got)
+	}
+}
+
+func TestReserveAndObserve(t *testing.T) {
+	p := NewPool(prefixes("10.0.0.0/24"), nil)
+	a5 := netip.MustParseAddr("10.0.0.5")
+	if err := p.Reserve("pending", []netip.Addr{a5}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Reserve("other", []netip.Addr{a5}); !errors.Is(err, ErrInUse) {
+		t.Fatalf("want ErrInUse, got %v", err)
+	}
+	// Another node's port with the same address shows up in the NB: the NB
+	// wins, and releasing the losing reservation must not free it.
+	p.Observe("remote-port", []netip.Addr{a5})
+	p.Release("pending")
+	if o, ok := p.Owner(a5); !ok || o != "remote-port" {
+		t.Fatalf("owner = %q %v, want remote-port", o, ok)
+	}
+	if got := p.Addresses("pending"); len(got) != 0 {
+		t.Fatalf("pending still holds %v", got)
+	}
+	// Observed addresses are never handed out.
+	for i := 0; i < 250; i++ {
+		got, err := p.Allocate("x" + string(rune(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[0].Addr() == a5 {
+			t.Fatal("allocated an observed address")
+		}
+	}
+}
+
+func TestAllocatable(t *testing.T) {
+	p := NewPool(prefixes("10.0.0.0/24"), prefixes("10.0.0.128/25"))
+	for addr, want := range map[string]bool{
+		"10.0.0.0": false, "10.0.0.1": true, "10.0.0.127": true,
+		"10.0.0.200": false, "10.0.0.255": false, "10.0.1.1": false,
+	} {
+		if got := p.Allocatable(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("Allocatable(%s) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
+func TestLastAddr(t *testing.T) {
+	for in, want := range map[string]string{
+		"10.0.0.0/24": "10.0.0.255", "10.0.0.7/29": "10.0.0.7",
+		"fd00::/64": "fd00::ffff:ffff:ffff:ffff", "1.2.3.4/32": "1.2.3.4",
+	} {
+		if got := LastAddr(netip.MustParsePrefix(in)); got.String() != want {
+			t.Errorf("LastAddr(%s) = %s, want %s", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,369 @@
+package ovn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/ovn-org/libovsdb/cache"
+	"github.com/ovn-org/libovsdb/client"
+	"github.com/ovn-org/libovsdb/model"
+	"github.com/ovn-org/libovsdb/ovsdb"
+
+	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
+)
+
+// Ownership keys in external_ids. Every row this project creates carries
+// OwnerKey=OwnerValue; nothing without it is ever modified or deleted.
+const (
+	OwnerKey   = "ovn-overlay/owner"
+	OwnerValue = "ovn-overlay"
+	// NetworkKey names the secondary network a row belongs to.
+	NetworkKey = "ovn-overlay/network"
+	// TopologyKey is the network's topology (layer2, layer3, localnet).
+	TopologyKey = "ovn-overlay/topology"
+	// FingerprintKey holds the network config's fingerprint, so a second
+	// config for the same network with a different shape is detected.
+	FingerprintKey = "ovn-overlay/fingerprint"
+	// NodeKey is the node whose daemon created a port.
+	NodeKey = "ovn-overlay/node"
+	// Port identity, as CNI defines it: container ID plus interface name.
+	ContainerIDKey = "ovn-overlay/container-id"
+	IfNameKey      = "ovn-overlay/ifname"
+	// Pod identity, from CNI_ARGS, for operators and garbage collection.
+	PodNamespaceKey = "ovn-overlay/pod-namespace"
+	PodNameKey      = "ovn-overlay/pod-name"
+	NetnsKey        = "ovn-overlay/netns"
+	NADKey          = "ovn-overlay/nad"
+)
+
+// ErrConflict means a transaction's precondition failed because another
+// writer changed the rows it read. The caller refreshes and retries.
+var ErrConflict = errors.New("concurrent NB change")
+
+// ErrNotOwned means a row with the wanted name exists but was not created by
+// this project, so it is left alone.
+var ErrNotOwned = errors.New("row exists but is not owned by ovn-overlay")
+
+// Northbound is a connection to the OVN Northbound database with a monitored
+// cache of the rows this project owns.
+type Northbound struct {
+	client client.Client
+
+	// changed is closed and replaced whenever a monitored switch changes,
+	// so writers whose precondition failed can wait for the cache to catch
+	// up instead of polling it.
+	mu      sync.Mutex
+	changed chan struct{}
+}
+
+// ConnectNorthbound connects to endpoint ("unix:/path" or "tcp:host:port")
+// and monitors the Logical_Switch and Logical_Switch_Port rows owned by
+// ovn-overlay. Only owned rows are cached, so memory does not grow with
+// ports that other systems put in the same NB.
+func ConnectNorthbound(ctx context.Context, endpoint string, logger logr.Logger) (*Northbound, error) {
+	dbModel, err := nbdb.FullDatabaseModel()
+	if err != nil {
+		return nil, fmt.Errorf("nb model: %w", err)
+	}
+	// Logical_Switch names are not unique in the schema; a client index
+	// makes name look-ups O(1) in the cache.
+	dbModel.SetIndexes(map[string][]model.ClientIndex{
+		nbdb.LogicalSwitchTable: {{Columns: []model.ColumnKey{{Column: "name"}}}},
+	})
+	c, err := client.NewOVSDBClient(dbModel, client.WithEndpoint(endpoint),
+		client.WithReconnect(5*time.Second, newBackoff()), client.WithLogger(&logger))
+	if err != nil {
+		return nil, fmt.Errorf("nb client: %w", err)
+	}
+	if err := c.Connect(ctx); err != nil {
+		return nil, fmt.Errorf("connect to NB %s: %w", endpoint, err)
+	}
+	nb := &Northbound{client: c, changed: make(chan struct{})}
+	c.Cache().AddEventHandler(&cache.EventHandlerFuncs{
+		AddFunc:    func(table string, _ model.Model) { nb.notify(table) },
+		UpdateFunc: func(table string, _, _ model.Model) { nb.notify(table) },
+		DeleteFunc: func(table string, _ model.Model) { nb.notify(table) },
+	})
+	owned := map[string]string{OwnerKey: OwnerValue}
+	ls := &nbdb.LogicalSwitch{}
+	lsp := &nbdb.LogicalSwitchPort{}
+	_, err = c.Monitor(ctx, c.NewMonitor(
+		client.WithConditionalTable(ls, []model.Condition{{Field: &ls.ExternalIDs, Function: ovsdb.ConditionIncludes, Value: owned}}),
+		client.WithConditionalTable(lsp, []model.Condition{{Field: &lsp.ExternalIDs, Function: ovsdb.ConditionIncludes, Value: owned}}),
+	))
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("monitor NB %s: %w", endpoint, err)
+	}
+	return nb, nil
+}
+
+// Close disconnects.
+func (nb *Northbound) Close() { nb.client.Close() }
+
+// Connected reports whether the connection is up.
+func (nb *Northbound) Connected() bool { return nb.client.Connected() }
+
+// AddPortHandler registers callbacks for owned logical switch port changes.
+// They run on the cache's event goroutine, in order, and must not block.
+func (nb *Northbound) AddPortHandler(onAdd func(*nbdb.LogicalSwitchPort), onDelete func(*nbdb.LogicalSwitchPort)) {
+	nb.client.Cache().AddEventHandler(&cache.EventHandlerFuncs{
+		AddFunc: func(table string, m model.Model) {
+			if table == nbdb.LogicalSwitchPortTable {
+				onAdd(m.(*nbdb.LogicalSwitchPort))
+			}
+		},
+		UpdateFunc: func(table string, old, new model.Model) {
+			if table == nbdb.LogicalSwitchPortTable {
+				onDelete(old.(*nbdb.LogicalSwitchPort))
+				onAdd(new.(*nbdb.LogicalSwitchPort))
+			}
+		},
+		DeleteFunc: func(table string, m model.Model) {
+			if table == nbdb.LogicalSwitchPortTable {
+				onDelete(m.(*nbdb.LogicalSwitchPort))
+			}
+		},
+	})
+}
+
+func (nb *Northbound) notify(table string) {
+	if table != nbdb.LogicalSwitchTable {
+		return
+	}
+	nb.mu.Lock()
+	close(nb.changed)
+	nb.changed = make(chan struct{})
+	nb.mu.Unlock()
+}
+
+// SwitchChanged returns a channel closed at the next change of any owned
+// logical switch in the cache.
+func (nb *Northbound) SwitchChanged() <-chan struct{} {
+	nb.mu.Lock()
+	defer nb.mu.Unlock()
+	return nb.changed
+}
+
+// Switch returns the cached owned logical switch called name.
+func (nb *Northbound) Switch(name string) (*nbdb.LogicalSwitch, bool) {
+	ls := &nbdb.LogicalSwitch{Name: name}
+	if err := nb.client.Get(context.Background(), ls); err != nil {
+		return nil, false
+	}
+	return ls, true
+}
+
+// Port returns the cached owned logical switch port called name.
+func (nb *Northbound) Port(name string) (*nbdb.LogicalSwitchPort, bool) {
+	lsp := &nbdb.LogicalSwitchPort{Name: name}
+	if err := nb.client.Get(context.Background(), lsp); err != nil {
+		return nil, false
+	}
+	return lsp, true
+}
+
+// Ports returns the cached owned ports for which keep returns true.
+func (nb *Northbound) Ports(keep func(*nbdb.LogicalSwitchPort) bool) ([]nbdb.LogicalSwitchPort, error) {
+	var out []nbdb.LogicalSwitchPort
+	if err := nb.client.WhereCache(keep).List(context.Background(), &out); err != nil {
+		return nil, fmt.Errorf("list ports from NB cache: %w", err)
+	}
+	return out, nil
+}
+
+// EnsureSwitch returns the owned logical switch called name, creating it
+// with externalIDs if it does not exist. Creation is guarded by a wait
+// operation, so two nodes racing to create the same network end up with
+// one switch: the loser's transaction fails and it adopts the winner's.
+func (nb *Northbound) EnsureSwitch(ctx context.Context, name string, externalIDs map[string]string) (*nbdb.LogicalSwitch, error) {
+	for attempt := 0; attempt < 5; attempt++ {
+		if ls, ok := nb.Switch(name); ok {
+			return ls, nil
+		}
+		changed := nb.SwitchChanged()
+		if ls, ok := nb.Switch(name); ok { // created between the two looks
+			return ls, nil
+		}
+		if err := nb.createSwitch(ctx, name, externalIDs); err != nil && !errors.Is(err, ErrConflict) {
+			return nil, err
+		}
+		// We or a racing node created it: wait for the cache to show it.
+		if err := waitClosed(ctx, changed, 5*time.Second); err != nil {
+			return nil, fmt.Errorf("logical switch %s: waiting for the NB cache: %w", name, err)
+		}
+	}
+	return nil, fmt.Errorf("logical switch %s: created but never seen in the NB cache", name)
+}
+
+func (nb *Northbound) createSwitch(ctx context.Context, name string, externalIDs map[string]string) error {
+	ids := map[string]string{OwnerKey: OwnerValue}
+	for k, v := range externalIDs {
+		ids[k] = v
+	}
+	ls := &nbdb.LogicalSwitch{UUID: "newswitch", Name: name, ExternalIDs: ids}
+	create, err := nb.client.Create(ls)
+	if err != nil {
+		return fmt.Errorf("logical switch %s: build create: %w", name, err)
+	}
+	// "The rows named name, projected on name, differ from [{name}]" holds
+	// exactly when no such switch exists yet (owned or not).
+	zero := 0
+	absent := ovsdb.Operation{
+		Op:      ovsdb.OperationWait,
+		Table:   nbdb.LogicalSwitchTable,
+		Where:   []ovsdb.Condition{{Column: "name", Function: ovsdb.ConditionEqual, Value: name}},
+		Columns: []string{"name"},
+		Until:   string(ovsdb.WaitConditionNotEqual),
+		Rows:    []ovsdb.Row{{"name": name}},
+		Timeout: &zero,
+	}
+	_, err = nb.transact(ctx, append([]ovsdb.Operation{absent}, create...))
+	if errors.Is(err, ErrConflict) {
+		if _, ok := nb.Switch(name); !ok {
+			// Not in our owned-only cache: someone else's switch.
+			if exists, _ := nb.switchExistsUnowned(ctx, name); exists {
+				return fmt.Errorf("logical switch %s: %w", name, ErrNotOwned)
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("create logical switch %s: %w", name, err)
+	}
+	return nil
+}
+
+// switchExistsUnowned asks the server (not the owned-only cache) whether a
+// switch of that name exists. Only used on the rare create-conflict path.
+func (nb *Northbound) switchExistsUnowned(ctx context.Context, name string) (bool, error) {
+	sel := ovsdb.Operation{
+		Op:      ovsdb.OperationSelect,
+		Table:   nbdb.LogicalSwitchTable,
+		Where:   []ovsdb.Condition{{Column: "name", Function: ovsdb.ConditionEqual, Value: name}},
+		Columns: []string{"external_ids"},
+	}
+	res, err := nb.transact(ctx, []ovsdb.Operation{sel})
+	if err != nil {
+		return false, err
+	}
+	for _, row := range res[0].Rows {
+		if ids, ok := row["external_ids"].(ovsdb.OvsMap); ok && ids.GoMap[OwnerKey] == OwnerValue {
+			return false, nil
+		}
+	}
+	return len(res[0].Rows) > 0, nil
+}
+
+// PortChange is a set of logical switch port additions and removals on one
+// switch, applied in one transaction.
+type PortChange struct {
+	Switch *nbdb.LogicalSwitch
+	// Add are new ports. Their UUID field must be empty.
+	Add []*nbdb.LogicalSwitchPort
+	// RemoveUUIDs are ports to drop from the switch (OVSDB garbage
+	// collects them, since nothing else refers to them).
+	RemoveUUIDs []string
+	// Guard makes the transaction fail with ErrConflict if the switch's
+	// port set differs from Switch.Ports, i.e. someone else added or
+	// removed a port since the cache was read. Address uniqueness on a
+	// cluster-wide switch rests on it.
+	Guard bool
+}
+
+// ApplyPorts commits c and returns the UUIDs of the added ports, in order.
+func (nb *Northbound) ApplyPorts(ctx context.Context, c PortChange) ([]string, error) {
+	var ops []ovsdb.Operation
+	if c.Guard {
+		zero := 0
+		ls := &nbdb.LogicalSwitch{UUID: c.Switch.UUID, Ports: c.Switch.Ports}
+		wait, err := nb.client.Where(ls).Wait(ovsdb.WaitConditionEqual, &zero, ls, &ls.Ports)
+		if err != nil {
+			return nil, fmt.Errorf("build port-set guard: %w", err)
+		}
+		ops = append(ops, wait...)
+	}
+	var named []string
+	for i, lsp := range c.Add {
+		lsp.UUID = fmt.Sprintf("newport%d", i)
+		named = append(named, lsp.UUID)
+		create, err := nb.client.Create(lsp)
+		if err != nil {
+			return nil, fmt.Errorf("build create of port %s: %w", lsp.Name, err)
+		}
+		ops = append(ops, create...)
+	}
+	ls := &nbdb.LogicalSwitch{UUID: c.Switch.UUID}
+	var mutations []model.Mutation
+	if len(named) > 0 {
+		mutations = append(mutations, model.Mutation{Field: &ls.Ports, Mutator: ovsdb.MutateOperationInsert, Value: named})
+	}
+	if len(c.RemoveUUIDs) > 0 {
+		mutations = append(mutations, model.Mutation{Field: &ls.Ports, Mutator: ovsdb.MutateOperationDelete, Value: c.RemoveUUIDs})
+	}
+	if len(mutations) == 0 {
+		return nil, nil
+	}
+	mutate, err := nb.client.Where(ls).Mutate(ls, mutations...)
+	if err != nil {
+		return nil, fmt.Errorf("build switch %s port mutation: %w", c.Switch.Name, err)
+	}
+	ops = append(ops, mutate...)
+	res, err := nb.transact(ctx, ops)
+	if err != nil {
+		return nil, fmt.Errorf("switch %s: %w", c.Switch.Name, err)
+	}
+	offset := 0
+	if c.Guard {
+		offset = 1
+	}
+	uuids := make([]string, len(c.Add))
+	for i := range c.Add {
+		uuids[i] = res[offset+i].UUID.GoUUID
+		c.Add[i].UUID = uuids[i]
+	}
+	return uuids, nil
+}
+
+// transact runs ops and turns a failed wait into ErrConflict.
+func (nb *Northbound) transact(ctx context.Context, ops []ovsdb.Operation) ([]ovsdb.OperationResult, error) {
+	res, err := nb.client.Transact(ctx, ops...)
+	if err != nil {
+		return nil, fmt.Errorf("NB transaction: %w", err)
+	}
+	for i, r := range res {
+		if i < len(ops) && ops[i].Op == ovsdb.OperationWait && r.Error == "timed out" {
+			return nil, ErrConflict
+		}
+	}
+	if _, err := ovsdb.CheckOperationResults(res, ops); err != nil {
+		return nil, fmt.Errorf("NB transaction: %w: %s", err, resultErrors(res))
+	}
+	return res, nil
+}
+
+func resultErrors(res []ovsdb.OperationResult) string {
+	var s string
+	for i, r := range res {
+		if r.Error != "" {
+			s += fmt.Sprintf("[op %d: %s: %s] ", i, r.Error, r.Details)
+		}
+	}
+	return s
+}
+
+func waitClosed(ctx context.Context, ch <-chan struct{}, timeout time.Duration) error {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return fmt.Errorf("no change seen within %s", timeout)
+	}
+}

@@ -1,0 +1,64 @@
+package ovn
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/ovn-org/libovsdb/client"
+	"github.com/ovn-org/libovsdb/model"
+	"github.com/ovn-org/libovsdb/ovsdb"
+
+	"github.com/ovn-overlay/ovn-overlay/ovn/sbdb"
+)
+
+// Southbound watches this node's Chassis row, so the daemon can tell a
+// runtime (CNI STATUS) whether ovn-controller has registered the node and
+// ADDs can complete.
+type Southbound struct {
+	client  client.Client
+	chassis string
+}
+
+// ConnectSouthbound connects to endpoint and monitors only the Chassis row
+// named chassis: the SB grows with the cluster, this node needs one row.
+func ConnectSouthbound(ctx context.Context, endpoint, chassis string, logger logr.Logger) (*Southbound, error) {
+	dbModel, err := sbdb.FullDatabaseModel()
+	if err != nil {
+		return nil, fmt.Errorf("sb model: %w", err)
+	}
+	c, err := client.NewOVSDBClient(dbModel, client.WithEndpoint(endpoint),
+		client.WithReconnect(5*time.Second, newBackoff()), client.WithLogger(&logger))
+	if err != nil {
+		return nil, fmt.Errorf("sb client: %w", err)
+	}
+	if err := c.Connect(ctx); err != nil {
+		return nil, fmt.Errorf("connect to SB %s: %w", endpoint, err)
+	}
+	ch := &sbdb.Chassis{}
+	_, err = c.Monitor(ctx, c.NewMonitor(client.WithConditionalTable(ch,
+		[]model.Condition{{Field: &ch.Name, Function: ovsdb.ConditionEqual, Value: chassis}},
+		&ch.Name, &ch.Hostname)))
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("monitor SB %s: %w", endpoint, err)
+	}
+	return &Southbound{client: c, chassis: chassis}, nil
+}
+
+// Close disconnects.
+func (sb *Southbound) Close() { sb.client.Close() }
+
+// Connected reports whether the connection is up.
+func (sb *Southbound) Connected() bool { return sb.client.Connected() }
+
+// ChassisRegistered reports whether ovn-controller has registered this
+// node's chassis.
+func (sb *Southbound) ChassisRegistered() bool {
+	var rows []sbdb.Chassis
+	if err := sb.client.List(context.Background(), &rows); err != nil {
+		return false
+	}
+	return len(rows) > 0
+}

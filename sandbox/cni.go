@@ -1,0 +1,89 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/types"
+)
+
+// StartDaemon runs the ovn-overlayd binary on the node, pointed at central
+// OVN and the node's OVS, and waits until its CNI socket is up.
+func (n *Node) StartDaemon(binary string, extraArgs ...string) (*Process, error) {
+	sock := n.DaemonSocket()
+	args := append([]string{binary,
+		"--node-name=" + n.Name,
+		"--nb-address=" + n.cluster.Central.NB,
+		"--sb-address=" + n.cluster.Central.SB,
+		"--ovs-address=" + n.OVS,
+		"--socket=" + sock,
+	}, extraArgs...)
+	p, err := n.cluster.Start(n.Name+"-ovn-overlayd", n.Netns, nil, args...)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitForFile(sock, p, startTimeout); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// DaemonSocket is where the node's daemon serves CNI.
+func (n *Node) DaemonSocket() string { return filepath.Join(n.Dir, "cni.sock") }
+
+// Invocation is one CNI call as a container runtime makes it.
+type Invocation struct {
+	Command     string // ADD, DEL, CHECK, GC, STATUS, VERSION
+	ContainerID string
+	Netns       string
+	IfName      string
+	Args        string // CNI_ARGS
+	Config      []byte // stdin
+}
+
+// CNIError is a failed invocation: the plugin's CNI error, as printed.
+type CNIError struct {
+	CNI    types.Error
+	Stderr string
+}
+
+func (e *CNIError) Error() string {
+	return fmt.Sprintf("CNI error %d: %s %s", e.CNI.Code, e.CNI.Msg, e.CNI.Details)
+}
+
+// InvokeCNI executes the plugin binary inside the node's network namespace
+// exactly as a runtime would: config on stdin, parameters in CNI_*
+// environment variables. It returns stdout and how long the plugin ran.
+func (n *Node) InvokeCNI(ctx context.Context, plugin string, inv Invocation) ([]byte, time.Duration, error) {
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", n.Netns, plugin)
+	cmd.Env = []string{
+		"CNI_COMMAND=" + inv.Command,
+		"CNI_CONTAINERID=" + inv.ContainerID,
+		"CNI_NETNS=" + inv.Netns,
+		"CNI_IFNAME=" + inv.IfName,
+		"CNI_ARGS=" + inv.Args,
+		"CNI_PATH=" + filepath.Dir(plugin),
+		"OVN_OVERLAY_CNI_SOCKET=" + n.DaemonSocket(),
+		"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+	}
+	cmd.Stdin = bytes.NewReader(inv.Config)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	took := time.Since(start)
+	if err != nil {
+		cniErr := &CNIError{Stderr: stderr.String()}
+		if jerr := json.Unmarshal(stdout.Bytes(), &cniErr.CNI); jerr != nil || cniErr.CNI.Msg == "" {
+			return stdout.Bytes(), took, fmt.Errorf("plugin %s failed: %w (stdout %q, stderr %q)", inv.Command, err, stdout.String(), strings.TrimSpace(stderr.String()))
+		}
+		return stdout.Bytes(), took, cniErr
+	}
+	return stdout.Bytes(), took, nil
+}
