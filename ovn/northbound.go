@@ -151,11 +151,13 @@ func (nb *Northbound) SwitchChanged() <-chan struct{} {
 
 // Switch returns the cached owned logical switch called name.
 func (nb *Northbound) Switch(name string) (*nbdb.LogicalSwitch, bool) {
-	ls := &nbdb.LogicalSwitch{Name: name}
-	if err := nb.client.Get(context.Background(), ls); err != nil {
+	// Get only consults schema indexes; Where+List also uses the client
+	// index on name, so this stays O(1).
+	var found []nbdb.LogicalSwitch
+	if err := nb.client.Where(&nbdb.LogicalSwitch{Name: name}).List(context.Background(), &found); err != nil || len(found) == 0 {
 		return nil, false
 	}
-	return ls, true
+	return &found[0], true
 }
 
 // Port returns the cached owned logical switch port called name.

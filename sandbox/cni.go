@@ -45,6 +45,9 @@ type Invocation struct {
 	IfName      string
 	Args        string // CNI_ARGS
 	Config      []byte // stdin
+	// Socket overrides the node daemon's socket (to test an unreachable
+	// daemon).
+	Socket string
 }
 
 // CNIError is a failed invocation: the plugin's CNI error, as printed.
@@ -61,6 +64,10 @@ func (e *CNIError) Error() string {
 // exactly as a runtime would: config on stdin, parameters in CNI_*
 // environment variables. It returns stdout and how long the plugin ran.
 func (n *Node) InvokeCNI(ctx context.Context, plugin string, inv Invocation) ([]byte, time.Duration, error) {
+	socket := inv.Socket
+	if socket == "" {
+		socket = n.DaemonSocket()
+	}
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", n.Netns, plugin)
 	cmd.Env = []string{
 		"CNI_COMMAND=" + inv.Command,
@@ -69,7 +76,7 @@ func (n *Node) InvokeCNI(ctx context.Context, plugin string, inv Invocation) ([]
 		"CNI_IFNAME=" + inv.IfName,
 		"CNI_ARGS=" + inv.Args,
 		"CNI_PATH=" + filepath.Dir(plugin),
-		"OVN_OVERLAY_CNI_SOCKET=" + n.DaemonSocket(),
+		"OVN_OVERLAY_CNI_SOCKET=" + socket,
 		"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
 	}
 	cmd.Stdin = bytes.NewReader(inv.Config)

@@ -178,3 +178,10 @@ func waitForFile(path string, p *Process, timeout time.Duration) error {
 	}
 	return fmt.Errorf("timed out after %s waiting for %s", timeout, path)
 }
+
+// RunIn executes a short command inside netns (empty: the caller's) and
+// returns its combined output; tests use it to inspect state with the
+// OVS/OVN command-line tools.
+func RunIn(netns string, argv ...string) (string, error) {
+	return run(netns, argv...)
+}

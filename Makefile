@@ -1,0 +1,57 @@
+# The two commands a newcomer needs:
+#   make demo   - builds everything and runs the two-node OVN sandbox demo
+#   make test   - unit tests plus integration/e2e tests on real OVS/OVN
+# Both install what they need first (Debian packages, Go modules). They
+# need root: the sandbox creates network namespaces, veths and OVS bridges.
+
+DEBS := openvswitch-switch ovn-central ovn-host iproute2 iputils-ping ethtool
+GO   ?= go
+BIN  := bin
+
+.PHONY: all deps build demo demo-keep demo-cleanup test unit lint generate clean
+
+all: build
+
+# Installs only what is missing, so repeated runs cost a few dpkg look-ups.
+deps:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "==> installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@echo "==> downloading Go modules"
+	@$(GO) mod download
+
+build: deps
+	@echo "==> building $(BIN)/"
+	@$(GO) build -o $(BIN)/ ./cmd/...
+
+demo: build
+	@$(BIN)/ovn-overlay-demo --bin $(BIN)
+
+# Leaves the sandbox up until Ctrl-C, with commands to poke at it.
+demo-keep: build
+	@$(BIN)/ovn-overlay-demo --bin $(BIN) --keep
+
+demo-cleanup:
+	@$(GO) run ./cmd/ovn-overlay-demo cleanup
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@$(GO) vet ./...
+
+unit: deps
+	@$(GO) test -count=1 ./daemon/... ./cniplugin/...
+
+# Every package, including the e2e suite on real OVS/OVN in network
+# namespaces. -p 1: the suites each start their own OVS/OVN processes and
+# the machines have two cores.
+test: deps lint
+	@echo "==> go test (unit, integration on real OVS/OVN, e2e)"
+	@$(GO) test -count=1 -p 1 -timeout 20m ./...
+
+generate:
+	@$(GO) generate ./ovn/ ./ovs/
+
+clean:
+	rm -rf $(BIN)
