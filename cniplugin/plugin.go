@@ -20,6 +20,7 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/ovn-overlay/ovn-overlay/cniplugin/cniproto"
+	"github.com/ovn-overlay/ovn-overlay/daemon/netconf"
 )
 
 // Timeout bounds one invocation. ADD waits for ovn-controller, which the
@@ -36,6 +37,12 @@ func Main() {
 		socket = cniproto.DefaultSocket
 	}
 	c := &Client{Socket: socket, Stdout: os.Stdout}
+	if err := rejectInvalidJSON(); err != nil {
+		if perr := err.Print(); perr != nil {
+			fmt.Fprintln(os.Stderr, perr)
+		}
+		os.Exit(1)
+	}
 	skel.PluginMainFuncs(skel.CNIFuncs{
 		Add:    c.forward("ADD"),
 		Del:    c.forward("DEL"),
@@ -43,6 +50,35 @@ func Main() {
 		GC:     c.forward("GC"),
 		Status: c.forward("STATUS"),
 	}, SupportedVersions, "ovn-k8s-cni-overlay: attaches pods to OVN secondary networks through the ovn-overlay node daemon")
+}
+
+// rejectInvalidJSON gives a config that is not JSON at all the same
+// field-naming error the daemon gives for every other mistake (the
+// library's own decoder would only say "error unmarshall network config").
+// It hands the config back to stdin for the library to read.
+func rejectInvalidJSON() *types.Error {
+	if os.Getenv("CNI_COMMAND") == "VERSION" {
+		return nil
+	}
+	stdin, err := io.ReadAll(os.Stdin)
+	if err != nil {
+		return types.NewError(types.ErrIOFailure, "read network config from stdin", err.Error())
+	}
+	if !json.Valid(stdin) {
+		if _, perr := netconf.Parse(stdin); perr != nil {
+			return types.NewError(types.ErrInvalidNetworkConfig, perr.Error(), "")
+		}
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return types.NewError(types.ErrIOFailure, "replay stdin", err.Error())
+	}
+	go func() {
+		_, _ = w.Write(stdin)
+		w.Close()
+	}()
+	os.Stdin = r
+	return nil
 }
 
 // Client talks to the daemon.

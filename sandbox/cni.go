@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,8 @@ import (
 // OVN and the node's OVS, and waits until its CNI socket is up.
 func (n *Node) StartDaemon(binary string, extraArgs ...string) (*Process, error) {
 	sock := n.DaemonSocket()
+	// A socket file left by a killed daemon would look like readiness.
+	_ = os.Remove(sock)
 	args := append([]string{binary,
 		"--node-name=" + n.Name,
 		"--nb-address=" + n.cluster.Central.NB,

@@ -1,0 +1,468 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/ovn-overlay/ovn-overlay/cniplugin/cniproto"
+	"github.com/ovn-overlay/ovn-overlay/daemon/netconf"
+	"github.com/ovn-overlay/ovn-overlay/netns"
+	"github.com/ovn-overlay/ovn-overlay/ovn"
+	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
+	"github.com/ovn-overlay/ovn-overlay/ovs"
+)
+
+// ErrNotSupported marks configs that parse but ask for something this
+// release does not implement yet.
+var ErrNotSupported = errors.New("not supported yet")
+
+var (
+	errBadNetns   = errors.New("invalid network namespace")
+	errBadRequest = errors.New("invalid CNI request")
+)
+
+// addressesKey records the pod's addresses with their prefix lengths on the
+// logical switch port (the addresses column holds bare IPs), so CHECK can
+// compare the pod against the NB exactly.
+const addressesKey = "ovn-overlay/ip-addresses"
+
+// attachment is one (network, container, interface) triple: CNI's identity
+// of an attachment.
+type attachment struct {
+	conf        *netconf.NetConf
+	args        netconf.Args
+	containerID string
+	ifName      string
+	netns       string
+}
+
+func (a *attachment) portName() string   { return portName(a.conf.Name, a.containerID, a.ifName) }
+func (a *attachment) hostIfName() string { return hostIfName(a.conf.Name, a.containerID, a.ifName) }
+
+func parseRequest(req cniproto.Request) (*attachment, error) {
+	conf, err := netconf.Parse(req.Config)
+	if err != nil {
+		return nil, err
+	}
+	args, err := netconf.ParseArgs(req.Args)
+	if err != nil {
+		return nil, err
+	}
+	if req.ContainerID == "" {
+		return nil, fmt.Errorf("%w: CNI_CONTAINERID is empty", errBadRequest)
+	}
+	if req.IfName == "" {
+		return nil, fmt.Errorf("%w: CNI_IFNAME is empty", errBadRequest)
+	}
+	return &attachment{conf: conf, args: args, containerID: req.ContainerID, ifName: req.IfName, netns: req.Netns}, nil
+}
+
+// checkTopology rejects topologies that parse but are not implemented yet,
+// instead of silently treating them as layer2.
+func checkTopology(conf *netconf.NetConf) error {
+	if conf.Topology == netconf.Layer2 {
+		return nil
+	}
+	return fmt.Errorf("network %q: topology %q is %w in this release (only \"layer2\" is); use \"topology\": \"layer2\" or wait for %s support",
+		conf.Name, conf.Topology, ErrNotSupported, conf.Topology)
+}
+
+// Add attaches a pod: logical switch port (with addresses), veth into the
+// pod, OVS port, then waits for ovn-controller to report the port
+// installed. Any failure undoes every step already done.
+func (d *Daemon) Add(ctx context.Context, req cniproto.Request) (result json.RawMessage, err error) {
+	a, err := parseRequest(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkTopology(a.conf); err != nil {
+		return nil, err
+	}
+	if a.netns == "" {
+		return nil, fmt.Errorf("%w: CNI_NETNS is empty", errBadNetns)
+	}
+	if _, err := os.Stat(a.netns); err != nil {
+		return nil, fmt.Errorf("%w: %v", errBadNetns, err)
+	}
+	network, err := d.networks.get(ctx, a.conf)
+	if err != nil {
+		return nil, err
+	}
+	// An earlier ADD of the same attachment may have died half-way (daemon
+	// crash, runtime timeout). Start from a clean slate.
+	if err := d.teardown(ctx, a.conf.Name, a.containerID, a.ifName, ""); err != nil {
+		return nil, fmt.Errorf("clear leftovers of an earlier attempt: %w", err)
+	}
+
+	var undo []func(context.Context) error
+	defer func() {
+		if err == nil {
+			return
+		}
+		cleanup := context.WithoutCancel(ctx)
+		for i := len(undo) - 1; i >= 0; i-- {
+			if uerr := undo[i](cleanup); uerr != nil {
+				d.log.Error("rollback step failed", "port", a.portName(), "err", uerr)
+			}
+		}
+	}()
+
+	static := a.conf.RuntimeConfig.IPs
+	if len(static) == 0 {
+		static = a.args.IPs
+	}
+	mac := a.conf.RuntimeConfig.MAC
+	if mac == nil {
+		mac = a.args.MAC
+	}
+	lsp, addrs, mac, err := network.createPort(ctx, d.nb, portRequest{
+		name: a.portName(), mac: mac, static: static, externalIDs: d.portExternalIDs(a),
+	})
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func(ctx context.Context) error { return d.deletePort(ctx, a.conf.Name, lsp.Name) })
+
+	mtu := a.conf.MTU
+	if mtu == 0 {
+		mtu = d.defaultMTU
+	}
+	hostIf := a.hostIfName()
+	links, err := netns.Setup(a.netns, netns.Attachment{
+		HostIfName: hostIf, ContainerIfName: a.ifName, MAC: mac, Addresses: addrs,
+		MTU: mtu, DisableTxChecksumOffload: d.userspaceDatapath,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pod interface %s in %s: %w", a.ifName, a.netns, err)
+	}
+	undo = append(undo, func(context.Context) error { return netns.Teardown(hostIf) })
+
+	if err := d.ovs.AddPort(ctx, ovs.PortSpec{Name: hostIf, IfaceID: lsp.Name, MAC: mac.String(), ExternalIDs: map[string]string{
+		ovn.NetworkKey: a.conf.Name, ovn.ContainerIDKey: a.containerID, ovn.IfNameKey: a.ifName,
+	}}); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func(ctx context.Context) error { return d.ovs.DeletePort(ctx, hostIf) })
+
+	waitCtx, cancel := context.WithTimeout(ctx, d.cfg.ReadyTimeout)
+	defer cancel()
+	if err := d.ovs.WaitInstalled(waitCtx, hostIf); err != nil {
+		return nil, err
+	}
+	return encodeResult(a, links, addrs, mtu)
+}
+
+func (d *Daemon) portExternalIDs(a *attachment) map[string]string {
+	ids := map[string]string{
+		ovn.NetworkKey:     a.conf.Name,
+		ovn.TopologyKey:    string(a.conf.Topology),
+		ovn.NodeKey:        d.cfg.NodeName,
+		ovn.ContainerIDKey: a.containerID,
+		ovn.IfNameKey:      a.ifName,
+		ovn.NetnsKey:       a.netns,
+	}
+	if a.args.PodNamespace != "" {
+		ids[ovn.PodNamespaceKey] = a.args.PodNamespace
+		ids[ovn.PodNameKey] = a.args.PodName
+	}
+	if a.conf.NADName != "" {
+		ids[ovn.NADKey] = a.conf.NADName
+	}
+	return ids
+}
+
+func prefixList(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func parsePrefixList(s string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func encodeResult(a *attachment, links netns.Result, addrs []netip.Prefix, mtu int) (json.RawMessage, error) {
+	r := &current.Result{
+		CNIVersion: current.ImplementedSpecVersion,
+		Interfaces: []*current.Interface{
+			{Name: links.Host.Name, Mac: links.Host.MAC.String(), Mtu: mtu},
+			{Name: links.Pod.Name, Mac: links.Pod.MAC.String(), Mtu: mtu, Sandbox: a.netns},
+		},
+	}
+	for _, p := range addrs {
+		r.IPs = append(r.IPs, &current.IPConfig{
+			Interface: current.Int(1),
+			Address:   net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())},
+		})
+	}
+	versioned, err := r.GetAsVersion(a.conf.CNIVersion)
+	if err != nil {
+		return nil, fmt.Errorf("convert result to CNI %s: %w", a.conf.CNIVersion, err)
+	}
+	return json.Marshal(versioned)
+}
+
+// Del detaches a pod. It succeeds when there is nothing to remove, as the
+// CNI spec requires: DEL may come twice, or for an ADD that never happened.
+func (d *Daemon) Del(ctx context.Context, req cniproto.Request) error {
+	name, err := networkNameForDel(req.Config)
+	if err != nil {
+		return err
+	}
+	if req.ContainerID == "" || req.IfName == "" {
+		return fmt.Errorf("%w: CNI_CONTAINERID and CNI_IFNAME are required", errBadRequest)
+	}
+	return d.teardown(ctx, name, req.ContainerID, req.IfName, req.Netns)
+}
+
+// networkNameForDel is lenient: a config that no longer validates (the NAD
+// was edited since ADD) must not stop a pod from being torn down, as long as
+// it still names the network.
+func networkNameForDel(config []byte) (string, error) {
+	conf, err := netconf.Parse(config)
+	if err == nil {
+		return conf.Name, nil
+	}
+	var raw struct {
+		Name string `json:"name"`
+	}
+	if json.Unmarshal(config, &raw) == nil && raw.Name != "" {
+		return raw.Name, nil
+	}
+	return "", err
+}
+
+// teardown removes an attachment's OVS port, veth and logical switch port,
+// skipping whatever is already gone.
+func (d *Daemon) teardown(ctx context.Context, network, containerID, ifName, netnsPath string) error {
+	hostIf := hostIfName(network, containerID, ifName)
+	var errs []error
+	if err := d.ovs.DeletePort(ctx, hostIf); err != nil {
+		errs = append(errs, err)
+	}
+	if err := netns.Teardown(hostIf); err != nil {
+		errs = append(errs, err)
+	}
+	if netnsPath != "" {
+		if err := netns.TeardownPodSide(netnsPath, ifName); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := d.deletePort(ctx, network, portName(network, containerID, ifName)); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (d *Daemon) deletePort(ctx context.Context, network, name string) error {
+	lsp, ok := d.nb.Port(name)
+	if !ok {
+		return nil
+	}
+	ls, ok := d.nb.Switch(switchName(network))
+	if !ok {
+		return fmt.Errorf("logical switch port %s exists but switch %s is not in the NB cache", name, switchName(network))
+	}
+	if _, err := d.nb.ApplyPorts(ctx, ovn.PortChange{Switch: ls, RemoveUUIDs: []string{lsp.UUID}}); err != nil {
+		return fmt.Errorf("delete logical switch port %s: %w", name, err)
+	}
+	if n := d.networks.lookup(network); n != nil {
+		n.pool.Release(name)
+	}
+	return nil
+}
+
+// Check verifies that an attachment is still as ADD left it: logical switch
+// port, OVS interface bound and installed, and the pod interface with its
+// MAC, addresses and MTU. It reports every drift it finds.
+func (d *Daemon) Check(ctx context.Context, req cniproto.Request) error {
+	a, err := parseRequest(req)
+	if err != nil {
+		return err
+	}
+	if err := checkTopology(a.conf); err != nil {
+		return err
+	}
+	lsp, ok := d.nb.Port(a.portName())
+	if !ok {
+		return fmt.Errorf("logical switch port %s is missing from the NB", a.portName())
+	}
+	mac, err := portMAC(lsp)
+	if err != nil {
+		return err
+	}
+	addrs := parsePrefixList(lsp.ExternalIDs[addressesKey])
+	var drift []error
+	hostIf := a.hostIfName()
+	iface, ok := d.ovs.Interface(hostIf)
+	switch {
+	case !ok:
+		drift = append(drift, fmt.Errorf("OVS interface %s is missing from bridge %s", hostIf, d.cfg.Bridge))
+	case iface.ExternalIDs[ovs.IfaceIDKey] != lsp.Name:
+		drift = append(drift, fmt.Errorf("OVS interface %s has iface-id %q, want %q", hostIf, iface.ExternalIDs[ovs.IfaceIDKey], lsp.Name))
+	case iface.ExternalIDs[ovs.OVNInstalledKey] != "true":
+		drift = append(drift, fmt.Errorf("OVS interface %s is not ovn-installed", hostIf))
+	}
+	mtu := a.conf.MTU
+	if mtu == 0 {
+		mtu = d.defaultMTU
+	}
+	if err := netns.Check(a.netns, netns.Attachment{
+		HostIfName: hostIf, ContainerIfName: a.ifName, MAC: mac, Addresses: addrs,
+		MTU: mtu, DisableTxChecksumOffload: d.userspaceDatapath,
+	}); err != nil {
+		drift = append(drift, err)
+	}
+	if err := checkPrevResult(a, mac, addrs); err != nil {
+		drift = append(drift, err)
+	}
+	if len(drift) > 0 {
+		return fmt.Errorf("attachment %s drifted: %w", lsp.Name, errors.Join(drift...))
+	}
+	return nil
+}
+
+// checkPrevResult compares the runtime's record of ADD's result with the NB.
+func checkPrevResult(a *attachment, mac net.HardwareAddr, addrs []netip.Prefix) error {
+	if len(a.conf.PrevResult) == 0 {
+		return nil
+	}
+	prev, err := current.NewResult(a.conf.PrevResult)
+	if err != nil {
+		return fmt.Errorf("prevResult does not parse: %w", err)
+	}
+	res, err := current.GetResult(prev)
+	if err != nil {
+		return fmt.Errorf("prevResult: %w", err)
+	}
+	want := map[string]bool{}
+	for _, p := range addrs {
+		want[p.String()] = true
+	}
+	got := map[string]bool{}
+	for _, ip := range res.IPs {
+		if p, ok := netipPrefix(ip.Address); ok {
+			got[p.String()] = true
+		}
+	}
+	if fmt.Sprint(want) != fmt.Sprint(got) {
+		return fmt.Errorf("prevResult addresses %v differ from the logical switch port's %v", keys(got), keys(want))
+	}
+	for _, i := range res.Interfaces {
+		if i.Name == a.ifName && i.Sandbox != "" && !strings.EqualFold(i.Mac, mac.String()) {
+			return fmt.Errorf("prevResult MAC %s of %s differs from the logical switch port's %s", i.Mac, a.ifName, mac)
+		}
+	}
+	return nil
+}
+
+func netipPrefix(n net.IPNet) (netip.Prefix, bool) {
+	a, ok := netip.AddrFromSlice(n.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	bits, _ := n.Mask.Size()
+	return netip.PrefixFrom(a.Unmap(), bits), true
+}
+
+func keys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// GC removes this node's attachments of the network that the runtime does
+// not list in cni.dev/valid-attachments (CNI 1.1).
+func (d *Daemon) GC(ctx context.Context, req cniproto.Request) error {
+	conf, err := netconf.Parse(req.Config)
+	if err != nil {
+		return err
+	}
+	var gc struct {
+		Valid []struct {
+			ContainerID string `json:"containerID"`
+			IfName      string `json:"ifname"`
+		} `json:"cni.dev/valid-attachments"`
+	}
+	if err := json.Unmarshal(req.Config, &gc); err != nil {
+		return fmt.Errorf("cni.dev/valid-attachments: %w", err)
+	}
+	valid := map[string]bool{}
+	for _, v := range gc.Valid {
+		valid[v.ContainerID+"\x00"+v.IfName] = true
+	}
+	stale := map[[2]string]string{} // (containerID, ifname) -> netns
+	ports, err := d.nb.Ports(func(p *nbdb.LogicalSwitchPort) bool {
+		return p.ExternalIDs[ovn.NetworkKey] == conf.Name && p.ExternalIDs[ovn.NodeKey] == d.cfg.NodeName
+	})
+	if err != nil {
+		return err
+	}
+	for _, p := range ports {
+		id := [2]string{p.ExternalIDs[ovn.ContainerIDKey], p.ExternalIDs[ovn.IfNameKey]}
+		if !valid[id[0]+"\x00"+id[1]] {
+			stale[id] = p.ExternalIDs[ovn.NetnsKey]
+		}
+	}
+	// OVS ports whose logical port is already gone are stale too.
+	ifaces, err := d.ovs.OwnedInterfaces()
+	if err != nil {
+		return err
+	}
+	for _, i := range ifaces {
+		if i.ExternalIDs[ovn.NetworkKey] != conf.Name {
+			continue
+		}
+		id := [2]string{i.ExternalIDs[ovn.ContainerIDKey], i.ExternalIDs[ovn.IfNameKey]}
+		if _, seen := stale[id]; !seen && !valid[id[0]+"\x00"+id[1]] {
+			stale[id] = ""
+		}
+	}
+	var errs []error
+	for id, nsPath := range stale {
+		d.log.Info("gc: removing stale attachment", "network", conf.Name, "container", id[0], "ifname", id[1])
+		if err := d.teardown(ctx, conf.Name, id[0], id[1], nsPath); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Status tells the runtime whether ADD can succeed now (CNI 1.1 STATUS).
+func (d *Daemon) Status() error {
+	var problems []string
+	if !d.nb.Connected() {
+		problems = append(problems, "not connected to the OVN Northbound database")
+	}
+	if !d.sb.Connected() {
+		problems = append(problems, "not connected to the OVN Southbound database")
+	} else if !d.sb.ChassisRegistered() {
+		problems = append(problems, "ovn-controller has not registered this node's chassis in the Southbound database")
+	}
+	if !d.ovs.Connected() {
+		problems = append(problems, "not connected to the local Open_vSwitch database")
+	}
+	if len(problems) > 0 {
+		return types.NewError(cniproto.ErrPluginNotAvailable, "ovn-overlay cannot attach pods: "+strings.Join(problems, "; "), "")
+	}
+	return nil
+}

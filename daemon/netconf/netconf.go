@@ -1,0 +1,638 @@
+// Package netconf parses and validates a secondary network's CNI config
+// (a NetworkAttachmentDefinition's spec.config) and the CNI_ARGS a runtime
+// or Multus passes. It is pure: no I/O, so every rule is unit-tested.
+//
+// Every rejection is a *FieldError that names the field, the bad value and
+// the fix: the message ends up in a pod's events, read by someone who did not
+// write this code.
+package netconf
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Topology is a secondary network's shape.
+type Topology string
+
+const (
+	// Layer2 is one cluster-wide logical switch.
+	Layer2 Topology = "layer2"
+	// Layer3 is a logical switch per node joined by a router.
+	Layer3 Topology = "layer3"
+	// Localnet bridges to a physical network.
+	Localnet Topology = "localnet"
+)
+
+// PluginType is the CNI type this project implements.
+const PluginType = "ovn-k8s-cni-overlay"
+
+// legacyPluginType is the type of the OVN secondary-networks enhancement's
+// samples.
+const legacyPluginType = "ovn-kubernetes"
+
+// SupportedVersions are the CNI spec versions accepted in cniVersion.
+var SupportedVersions = []string{"0.3.1", "0.4.0", "1.0.0", "1.1.0"}
+
+// Subnet is one entry of "subnets". HostPrefix is the per-node prefix
+// length of the layer3 "cidr/hostPrefix" form, 0 for other topologies.
+type Subnet struct {
+	CIDR       netip.Prefix
+	HostPrefix int
+}
+
+// RuntimeConfig is what the runtime passes for declared capabilities.
+type RuntimeConfig struct {
+	IPs []netip.Prefix
+	MAC net.HardwareAddr
+}
+
+// NetConf is a validated network config.
+type NetConf struct {
+	CNIVersion          string
+	Name                string
+	Type                string
+	Topology            Topology
+	Subnets             []Subnet
+	ExcludeSubnets      []netip.Prefix
+	MTU                 int // 0: not set
+	NADName             string
+	AllowPersistentIPs  bool
+	VLANID              int
+	PhysicalNetworkName string
+	RuntimeConfig       RuntimeConfig
+	PrevResult          json.RawMessage
+	// Legacy is set when the config used the enhancement's older form.
+	Legacy bool
+}
+
+// FieldError is a rejected config field.
+type FieldError struct {
+	Field   string
+	Value   string
+	Problem string
+	Fix     string
+}
+
+func (e *FieldError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "network config field %q", e.Field)
+	if e.Value != "" {
+		fmt.Fprintf(&b, " (%s)", e.Value)
+	}
+	b.WriteString(": " + e.Problem)
+	if e.Fix != "" {
+		b.WriteString("; " + e.Fix)
+	}
+	return b.String()
+}
+
+func fieldErr(field, value, problem, fix string) *FieldError {
+	return &FieldError{Field: field, Value: value, Problem: problem, Fix: fix}
+}
+
+// raw mirrors the JSON. Pointers tell "absent" from "zero"; json.RawMessage
+// lets a wrongly typed field get an error naming it.
+type raw struct {
+	CNIVersion              json.RawMessage `json:"cniVersion"`
+	Name                    json.RawMessage `json:"name"`
+	Type                    json.RawMessage `json:"type"`
+	Topology                json.RawMessage `json:"topology"`
+	Subnets                 json.RawMessage `json:"subnets"`
+	Subnet                  json.RawMessage `json:"subnet"`
+	ExcludeSubnets          json.RawMessage `json:"excludeSubnets"`
+	MTU                     json.RawMessage `json:"mtu"`
+	NADName                 json.RawMessage `json:"netAttachDefName"`
+	AllowPersistentIPs      json.RawMessage `json:"allowPersistentIPs"`
+	VLANID                  json.RawMessage `json:"vlanID"`
+	PhysicalNetworkName     json.RawMessage `json:"physicalNetworkName"`
+	HasExternalConnectivity json.RawMessage `json:"has_external_connectivity"`
+	RuntimeConfig           json.RawMessage `json:"runtimeConfig"`
+	PrevResult              json.RawMessage `json:"prevResult"`
+}
+
+// Parse parses and validates a network config.
+func Parse(data []byte) (*NetConf, error) {
+	var r raw
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, syntaxError(data, err)
+	}
+	c := &NetConf{}
+	steps := []func(*raw, *NetConf) error{
+		parseVersion, parseName, parseType, parseTopology, parseSubnets,
+		parseExcludes, parseMTU, parseNADName, parsePersistentIPs, parseLocalnet, parseRuntimeConfig,
+	}
+	for _, step := range steps {
+		if err := step(&r, c); err != nil {
+			return nil, err
+		}
+	}
+	if len(r.PrevResult) > 0 && string(r.PrevResult) != "null" {
+		c.PrevResult = append(json.RawMessage(nil), r.PrevResult...)
+	}
+	return c, nil
+}
+
+// syntaxError locates a JSON error and recognises the trailing comma of the
+// enhancement's samples.
+func syntaxError(data []byte, err error) error {
+	var se *json.SyntaxError
+	if !errors.As(err, &se) {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field == "" {
+			return fieldErr("(config)", "", "the config must be a JSON object, got "+te.Value, "write {\"cniVersion\": ..., \"name\": ..., ...}")
+		}
+		return fieldErr("(config)", "", "invalid JSON: "+err.Error(), "fix the JSON syntax")
+	}
+	line, col := position(data, se.Offset)
+	problem := fmt.Sprintf("invalid JSON at line %d, column %d (byte %d): %s", line, col, se.Offset, se.Error())
+	if trailingComma(data, se.Offset) {
+		return fieldErr("(config)", "", problem, "remove the trailing comma before the closing brace or bracket")
+	}
+	return fieldErr("(config)", "", problem, "fix the JSON syntax")
+}
+
+func position(data []byte, offset int64) (line, col int) {
+	if offset > int64(len(data)) {
+		offset = int64(len(data))
+	}
+	before := data[:offset]
+	line = bytes.Count(before, []byte("\n")) + 1
+	col = int(offset) - bytes.LastIndexByte(before, '\n')
+	return line, col
+}
+
+// trailingComma reports whether the error sits at a '}' or ']' whose
+// previous non-space character is a comma.
+func trailingComma(data []byte, offset int64) bool {
+	i := int(offset) - 1
+	if i < 0 || i >= len(data) || (data[i] != '}' && data[i] != ']') {
+		return false
+	}
+	for i--; i >= 0; i-- {
+		switch data[i] {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case ',':
+			return true
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+func stringField(field string, v json.RawMessage) (string, bool, error) {
+	if len(v) == 0 || string(v) == "null" {
+		return "", false, nil
+	}
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		return "", true, fieldErr(field, string(v), "must be a string", fmt.Sprintf("write \"%s\": \"...\"", field))
+	}
+	return s, true, nil
+}
+
+func intField(field string, v json.RawMessage) (int, bool, error) {
+	if len(v) == 0 || string(v) == "null" {
+		return 0, false, nil
+	}
+	var n json.Number
+	dec := json.NewDecoder(bytes.NewReader(v))
+	dec.UseNumber()
+	if err := dec.Decode(&n); err != nil {
+		return 0, true, fieldErr(field, string(v), "must be a number", fmt.Sprintf("write \"%s\": 1300 without quotes", field))
+	}
+	i, err := strconv.Atoi(n.String())
+	if err != nil {
+		return 0, true, fieldErr(field, string(v), "must be a whole number", "")
+	}
+	return i, true, nil
+}
+
+func boolField(field string, v json.RawMessage) (bool, error) {
+	if len(v) == 0 || string(v) == "null" {
+		return false, nil
+	}
+	var b bool
+	if err := json.Unmarshal(v, &b); err != nil {
+		return false, fieldErr(field, string(v), "must be true or false", "write true or false without quotes")
+	}
+	return b, nil
+}
+
+func parseVersion(r *raw, c *NetConf) error {
+	v, ok, err := stringField("cniVersion", r.CNIVersion)
+	if err != nil {
+		return err
+	}
+	supported := strings.Join(SupportedVersions, ", ")
+	if !ok || v == "" {
+		return fieldErr("cniVersion", "", "is required", "set it to one of "+supported)
+	}
+	for _, s := range SupportedVersions {
+		if v == s {
+			c.CNIVersion = v
+			return nil
+		}
+	}
+	return fieldErr("cniVersion", strconv.Quote(v), "is not supported", "use one of "+supported)
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+const maxNameLen = 128
+
+func parseName(r *raw, c *NetConf) error {
+	v, _, err := stringField("name", r.Name)
+	if err != nil {
+		return err
+	}
+	switch {
+	case v == "":
+		return fieldErr("name", "", "is required", "name the network, e.g. \"name\": \"tenant-blue\"")
+	case len(v) > maxNameLen:
+		return fieldErr("name", strconv.Quote(v[:20]+"..."), fmt.Sprintf("is %d characters long", len(v)), fmt.Sprintf("use at most %d", maxNameLen))
+	case !nameRE.MatchString(v):
+		return fieldErr("name", strconv.Quote(v), "may only contain letters, digits, '.', '_' and '-', starting with a letter or digit", "rename the network")
+	}
+	c.Name = v
+	return nil
+}
+
+func parseType(r *raw, c *NetConf) error {
+	v, _, err := stringField("type", r.Type)
+	if err != nil {
+		return err
+	}
+	legacyFields := len(r.Subnet) > 0 || len(r.HasExternalConnectivity) > 0
+	switch {
+	case v == PluginType:
+	case v == legacyPluginType && legacyFields:
+		c.Legacy = true
+	case v == legacyPluginType:
+		return fieldErr("type", strconv.Quote(v), "is the OVN secondary-networks enhancement's type, which needs its \"subnet\" field", fmt.Sprintf("write \"type\": %q with \"topology\" and \"subnets\"", PluginType))
+	default:
+		return fieldErr("type", strconv.Quote(v), "is not this plugin's type", fmt.Sprintf("write \"type\": %q", PluginType))
+	}
+	c.Type = v
+	if err := checkExternalConnectivity(r); err != nil {
+		return err
+	}
+	if len(r.Subnet) > 0 {
+		if len(r.Subnets) > 0 {
+			return fieldErr("subnet", string(r.Subnet), "is given together with \"subnets\"", "keep only \"subnets\"")
+		}
+		c.Legacy = true
+		// The enhancement's "subnet" is the flat L2 overlay's subnet.
+		r.Subnets = r.Subnet
+	}
+	return nil
+}
+
+func checkExternalConnectivity(r *raw) error {
+	ext, err := boolField("has_external_connectivity", r.HasExternalConnectivity)
+	if err != nil {
+		return err
+	}
+	if ext {
+		return fieldErr("has_external_connectivity", "true", "is not supported: secondary networks carry east/west traffic only", "remove the field or set it to false")
+	}
+	return nil
+}
+
+func parseTopology(r *raw, c *NetConf) error {
+	v, ok, err := stringField("topology", r.Topology)
+	if err != nil {
+		return err
+	}
+	if !ok || v == "" {
+		if c.Legacy {
+			c.Topology = Layer2
+			return nil
+		}
+		return fieldErr("topology", "", "is required", "set it to \"layer2\", \"layer3\" or \"localnet\"")
+	}
+	switch t := Topology(v); t {
+	case Layer2, Layer3, Localnet:
+		c.Topology = t
+		return nil
+	}
+	return fieldErr("topology", strconv.Quote(v), "is not a known topology", "use \"layer2\", \"layer3\" or \"localnet\"")
+}
+
+func parseSubnets(r *raw, c *NetConf) error {
+	s, _, err := stringField("subnets", r.Subnets)
+	if err != nil {
+		return fieldErr("subnets", string(r.Subnets), "must be a string of comma-separated CIDRs", "write \"subnets\": \"10.128.0.0/16\"")
+	}
+	if strings.TrimSpace(s) == "" {
+		if c.Topology == Layer3 {
+			return fieldErr("subnets", "", "is required for topology layer3", "add e.g. \"subnets\": \"10.128.0.0/16/24\" (cluster CIDR / per-node prefix)")
+		}
+		return nil
+	}
+	for _, entry := range strings.Split(s, ",") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			return fieldErr("subnets", strconv.Quote(s), "has an empty entry", "remove the extra comma")
+		}
+		sn, err := parseSubnet(entry, c.Topology)
+		if err != nil {
+			return err
+		}
+		for _, prev := range c.Subnets {
+			if prev.CIDR.Overlaps(sn.CIDR) {
+				return fieldErr("subnets", strconv.Quote(s), fmt.Sprintf("%s overlaps %s", sn.CIDR, prev.CIDR), "list each range once, without overlaps")
+			}
+		}
+		c.Subnets = append(c.Subnets, sn)
+	}
+	return nil
+}
+
+func parseSubnet(entry string, topo Topology) (Subnet, error) {
+	parts := strings.Split(entry, "/")
+	var sn Subnet
+	switch len(parts) {
+	case 2:
+	case 3:
+		if topo != Layer3 {
+			return sn, fieldErr("subnets", strconv.Quote(entry), "the cidr/hostPrefix form only applies to topology layer3", "drop the /hostPrefix, or use \"topology\": \"layer3\"")
+		}
+		hp, err := strconv.Atoi(parts[2])
+		if err != nil {
+			return sn, fieldErr("subnets", strconv.Quote(entry), "host prefix is not a number", "write cidr/hostPrefix, e.g. 10.128.0.0/16/24")
+		}
+		sn.HostPrefix = hp
+	default:
+		return sn, fieldErr("subnets", strconv.Quote(entry), "is not a CIDR", "write e.g. 10.128.0.0/24 or fd00:10::/64")
+	}
+	cidr := parts[0] + "/" + parts[1]
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		return sn, fieldErr("subnets", strconv.Quote(entry), "is not a valid CIDR", "write e.g. 10.128.0.0/24 or fd00:10::/64")
+	}
+	if p != p.Masked() {
+		return sn, fieldErr("subnets", strconv.Quote(entry), "host bits are set", fmt.Sprintf("write %q", p.Masked().String()))
+	}
+	sn.CIDR = p
+	if topo != Layer3 {
+		return sn, nil
+	}
+	maxBits := p.Addr().BitLen()
+	if sn.HostPrefix == 0 {
+		sn.HostPrefix = 24
+		if p.Addr().Is6() {
+			sn.HostPrefix = 64
+		}
+	}
+	// A node subnet must hold a gateway and at least one pod.
+	limit := maxBits
+	if p.Addr().Is4() {
+		limit = 30
+	}
+	if sn.HostPrefix <= p.Bits() || sn.HostPrefix > limit {
+		return sn, fieldErr("subnets", strconv.Quote(entry), fmt.Sprintf("per-node prefix /%d must be longer than the cluster prefix /%d and at most /%d", sn.HostPrefix, p.Bits(), limit),
+			fmt.Sprintf("write e.g. %s/%d", p, min(p.Bits()+8, limit)))
+	}
+	return sn, nil
+}
+
+func parseExcludes(r *raw, c *NetConf) error {
+	s, _, err := stringField("excludeSubnets", r.ExcludeSubnets)
+	if err != nil || strings.TrimSpace(s) == "" {
+		return err
+	}
+	if len(c.Subnets) == 0 {
+		return fieldErr("excludeSubnets", strconv.Quote(s), "needs \"subnets\" to exclude from", "add \"subnets\" or remove \"excludeSubnets\"")
+	}
+	for _, entry := range strings.Split(s, ",") {
+		entry = strings.TrimSpace(entry)
+		p, err := parsePrefixOrAddr(entry)
+		if err != nil {
+			return fieldErr("excludeSubnets", strconv.Quote(entry), "is not a CIDR or IP address", "write e.g. 10.128.0.0/29 or 10.128.0.1")
+		}
+		inside := false
+		for _, sn := range c.Subnets {
+			if sn.CIDR.Contains(p.Addr()) && sn.CIDR.Bits() <= p.Bits() {
+				inside = true
+			}
+		}
+		if !inside {
+			return fieldErr("excludeSubnets", strconv.Quote(entry), "is not inside any of \"subnets\"", "exclude only ranges of the network's subnets")
+		}
+		c.ExcludeSubnets = append(c.ExcludeSubnets, p.Masked())
+	}
+	return nil
+}
+
+// parsePrefixOrAddr accepts a CIDR or a bare address (as a host prefix).
+func parsePrefixOrAddr(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		return netip.ParsePrefix(s)
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func parseMTU(r *raw, c *NetConf) error {
+	mtu, ok, err := intField("mtu", r.MTU)
+	if err != nil || !ok || mtu == 0 {
+		return err
+	}
+	floor := 576
+	for _, sn := range c.Subnets {
+		if sn.CIDR.Addr().Is6() {
+			floor = 1280 // IPv6's minimum link MTU
+		}
+	}
+	if mtu < floor || mtu > 65535 {
+		return fieldErr("mtu", strconv.Itoa(mtu), fmt.Sprintf("must be between %d and 65535", floor), "omit it to use the node's safe default, or pick a value in range")
+	}
+	c.MTU = mtu
+	return nil
+}
+
+var dns1123Label = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+var dns1123Subdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+
+func parseNADName(r *raw, c *NetConf) error {
+	v, ok, err := stringField("netAttachDefName", r.NADName)
+	if err != nil || !ok {
+		return err
+	}
+	ns, name, found := strings.Cut(v, "/")
+	if !found || !dns1123Label.MatchString(ns) || len(ns) > 63 || !dns1123Subdomain.MatchString(name) || len(name) > 253 {
+		return fieldErr("netAttachDefName", strconv.Quote(v), "must be <namespace>/<name> of the NetworkAttachmentDefinition", "write e.g. \"left-one/l3-network\"")
+	}
+	c.NADName = v
+	return nil
+}
+
+func parsePersistentIPs(r *raw, c *NetConf) error {
+	v, err := boolField("allowPersistentIPs", r.AllowPersistentIPs)
+	if err != nil {
+		return err
+	}
+	if v && c.Topology == Layer3 {
+		return fieldErr("allowPersistentIPs", "true", "is only supported on layer2 and localnet topologies", "remove it, or use \"topology\": \"layer2\"")
+	}
+	c.AllowPersistentIPs = v
+	return nil
+}
+
+func parseLocalnet(r *raw, c *NetConf) error {
+	vlan, hasVLAN, err := intField("vlanID", r.VLANID)
+	if err != nil {
+		return err
+	}
+	phys, hasPhys, err := stringField("physicalNetworkName", r.PhysicalNetworkName)
+	if err != nil {
+		return err
+	}
+	if c.Topology != Localnet {
+		if hasVLAN {
+			return fieldErr("vlanID", strconv.Itoa(vlan), "only applies to topology localnet", "remove it, or use \"topology\": \"localnet\"")
+		}
+		if hasPhys {
+			return fieldErr("physicalNetworkName", strconv.Quote(phys), "only applies to topology localnet", "remove it, or use \"topology\": \"localnet\"")
+		}
+		return nil
+	}
+	if hasVLAN && (vlan < 1 || vlan > 4094) {
+		return fieldErr("vlanID", strconv.Itoa(vlan), "must be between 1 and 4094", "use a valid 802.1Q VLAN ID, or omit it for untagged traffic")
+	}
+	c.VLANID, c.PhysicalNetworkName = vlan, phys
+	return nil
+}
+
+func parseRuntimeConfig(r *raw, c *NetConf) error {
+	if len(r.RuntimeConfig) == 0 || string(r.RuntimeConfig) == "null" {
+		return nil
+	}
+	var rc struct {
+		IPs []string `json:"ips"`
+		MAC string   `json:"mac"`
+	}
+	if err := json.Unmarshal(r.RuntimeConfig, &rc); err != nil {
+		return fieldErr("runtimeConfig", string(r.RuntimeConfig), "must be an object with \"ips\" (list of strings) and \"mac\" (string)", "")
+	}
+	ips, err := parseIPList("runtimeConfig.ips", rc.IPs)
+	if err != nil {
+		return err
+	}
+	c.RuntimeConfig.IPs = ips
+	if rc.MAC != "" {
+		mac, err := parseMAC("runtimeConfig.mac", rc.MAC)
+		if err != nil {
+			return err
+		}
+		c.RuntimeConfig.MAC = mac
+	}
+	return nil
+}
+
+// parseIPList parses requested addresses. A bare address takes the prefix
+// length of nothing we know here, so it becomes a host prefix; the daemon
+// widens it to its subnet's length when it falls inside one.
+func parseIPList(field string, list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		p, err := parsePrefixOrAddr(strings.TrimSpace(s))
+		if err != nil {
+			return nil, fieldErr(field, strconv.Quote(s), "is not an IP address or CIDR", "write e.g. \"10.128.0.10/24\"")
+		}
+		for _, prev := range out {
+			if prev.Addr() == p.Addr() {
+				return nil, fieldErr(field, strconv.Quote(s), "is listed twice", "list each address once")
+			}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func parseMAC(field, s string) (net.HardwareAddr, error) {
+	mac, err := net.ParseMAC(s)
+	if err != nil || len(mac) != 6 {
+		return nil, fieldErr(field, strconv.Quote(s), "is not a 6-byte MAC address", "write e.g. \"0a:58:0a:80:00:05\"")
+	}
+	if mac[0]&0x01 != 0 || bytes.Equal(mac, make(net.HardwareAddr, 6)) {
+		return nil, fieldErr(field, strconv.Quote(s), "is not a unicast MAC address", "use a unicast address (lowest bit of the first byte clear), e.g. \"0a:58:0a:80:00:05\"")
+	}
+	return mac, nil
+}
+
+// Fingerprint identifies the network's shape: two configs with the same
+// name must have the same fingerprint to share the network.
+func (c *NetConf) Fingerprint() string {
+	var subnets, excludes []string
+	for _, s := range c.Subnets {
+		subnets = append(subnets, fmt.Sprintf("%s/%d", s.CIDR, s.HostPrefix))
+	}
+	for _, e := range c.ExcludeSubnets {
+		excludes = append(excludes, e.String())
+	}
+	sort.Strings(subnets)
+	sort.Strings(excludes)
+	canonical := fmt.Sprintf("topology=%s;subnets=%s;exclude=%s;mtu=%d;vlan=%d;phys=%s;persistent=%t",
+		c.Topology, strings.Join(subnets, ","), strings.Join(excludes, ","), c.MTU, c.VLANID, c.PhysicalNetworkName, c.AllowPersistentIPs)
+	sum := sha256.Sum256([]byte(canonical))
+	return hex.EncodeToString(sum[:16])
+}
+
+// Args is what the daemon uses from CNI_ARGS.
+type Args struct {
+	PodNamespace, PodName, PodUID, InfraContainerID string
+	IPs                                             []netip.Prefix
+	MAC                                             net.HardwareAddr
+}
+
+// ParseArgs parses CNI_ARGS ("K=V;K=V"). Unknown keys are ignored, as
+// Multus sends IgnoreUnknown=1 and keys for other plugins.
+func ParseArgs(s string) (Args, error) {
+	var a Args
+	for _, kv := range strings.Split(s, ";") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			continue
+		}
+		switch strings.TrimSpace(k) {
+		case "K8S_POD_NAMESPACE":
+			a.PodNamespace = v
+		case "K8S_POD_NAME":
+			a.PodName = v
+		case "K8S_POD_UID":
+			a.PodUID = v
+		case "K8S_POD_INFRA_CONTAINER_ID":
+			a.InfraContainerID = v
+		case "IP":
+			ips, err := parseIPList("CNI_ARGS IP", strings.Split(v, ","))
+			if err != nil {
+				return a, err
+			}
+			a.IPs = ips
+		case "MAC":
+			mac, err := parseMAC("CNI_ARGS MAC", v)
+			if err != nil {
+				return a, err
+			}
+			a.MAC = mac
+		}
+	}
+	return a, nil
+}

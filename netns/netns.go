@@ -1,0 +1,660 @@
+// Package netns does the pod-side plumbing of a secondary OVN network
+// attachment: it creates a veth pair whose host end stays in the caller's
+// (the node daemon's) network namespace, ready to be plugged into an OVS
+// bridge by someone else, and whose peer is created directly inside the pod's
+// network namespace and configured there (MAC, MTU, addresses, routes,
+// link state, TX checksum offload).
+//
+// Design notes, and why:
+//
+//   - The peer is created in the pod netns in a single RTM_NEWLINK
+//     (netlink.Veth with PeerNamespace = netlink.NsFd) instead of being created
+//     in the host netns and moved afterwards. The pod-side name
+//     (CNI_IFNAME, typically "eth0" or "net1") would otherwise collide with
+//     host interfaces during the window between creation and move, and a
+//     crash in that window would leave a stray interface on the node.
+//
+//   - The pod side is configured through a netlink handle bound to the pod
+//     netns (netlink.NewHandleAt). A netlink socket keeps the netns it was
+//     opened in, so after the socket is created no OS thread has to be switched
+//     into the pod netns. Switching a Go thread's netns is error prone (the
+//     runtime moves goroutines between threads, and new goroutines inherit
+//     whatever namespace their thread happens to be in), so it is confined to
+//     the few places where it is unavoidable: opening the handle's sockets
+//     (done inside the netlink library) and opening the AF_INET socket used
+//     for the ethtool ioctl. The latter is done on a dedicated, locked
+//     goroutine which is discarded together with its thread if the namespace
+//     cannot be restored.
+//
+//   - IPv6 addresses are added with IFA_F_NODAD: the addresses come from IPAM
+//     and are known to be unique, and without it they stay "tentative" (not
+//     usable as a source address) for about a second after the pod starts.
+//
+//   - IPv6 is disabled on the host end (best effort): it is a pure L2 port
+//     into the overlay and must not emit router/neighbor solicitations or MLD
+//     reports of its own into the logical network.
+//
+//   - TX checksum offload can be disabled on the pod end. With the OVS
+//     userspace (netdev) datapath, packets leaving a veth with a checksum
+//     left to be completed by "hardware" (CHECKSUM_PARTIAL) are forwarded
+//     as-is, so they arrive with a bad checksum: ICMP works (its checksum is
+//     computed by the stack) but TCP never connects. The ethtool setting is
+//     applied with the SIOCETHTOOL ioctl (ETHTOOL_STXCSUM) on a socket opened
+//     inside the pod netns, because the ioctl resolves the interface name in
+//     the socket's namespace.
+//
+//   - Every failure after the veth was created removes the host end (which
+//     deletes the peer as well), so a failed CNI ADD leaks nothing. Teardown
+//     and TeardownPodSide are idempotent, as CNI DEL must be.
+package netns
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Route is a route installed in the pod netns through the pod interface.
+type Route struct {
+	Dst     netip.Prefix
+	Gateway netip.Addr // invalid (zero) = on-link
+}
+
+// Attachment describes one pod interface.
+type Attachment struct {
+	HostIfName               string           // host end name, <= 15 chars, stays in the caller's netns
+	ContainerIfName          string           // CNI_IFNAME, created directly inside the pod netns
+	MAC                      net.HardwareAddr // pod-side MAC
+	Addresses                []netip.Prefix   // pod-side addresses (IPv4 and/or IPv6)
+	Routes                   []Route
+	MTU                      int  // both ends
+	DisableTxChecksumOffload bool // pod side; needed with the OVS userspace datapath
+}
+
+// Link identifies one end of the veth pair.
+type Link struct {
+	Name  string
+	Index int
+	MAC   net.HardwareAddr
+}
+
+// Result describes both ends of the veth pair created by Setup. Pod.Index is
+// the interface index inside the pod netns.
+type Result struct {
+	Host Link
+	Pod  Link
+}
+
+// ErrHostLinkExists is returned (wrapped) by Setup when a link with the host
+// end name already exists in the caller's netns.
+var ErrHostLinkExists = errors.New("host link already exists")
+
+// maxDumpRetries bounds the retries of netlink dumps interrupted by a
+// concurrent change (NLM_F_DUMP_INTR).
+const maxDumpRetries = 5
+
+// Setup creates the veth with its peer created directly in the pod netns,
+// sets MAC, MTU, addresses (IPv6 with IFA_F_NODAD), routes, brings both ends
+// up and disables TX checksum offload on the pod end when asked. IPv6 is
+// disabled (best effort) on the host end. If the host end name already exists
+// it returns an error wrapping ErrHostLinkExists. On any error it removes
+// what it created, so nothing is leaked.
+//
+// A MTU of 0 keeps the kernel default and a nil MAC lets the kernel pick a
+// random one. Route destinations are used with their host bits cleared.
+func Setup(podNetnsPath string, a Attachment) (res Result, err error) {
+	wrap := func(step string, err error) error {
+		return fmt.Errorf("netns: setup host %q / pod %q in netns %s: %s: %w",
+			a.HostIfName, a.ContainerIfName, podNetnsPath, step, err)
+	}
+
+	if err := validate(a); err != nil {
+		return Result{}, wrap("invalid attachment", err)
+	}
+
+	podNs, err := openNetns(podNetnsPath)
+	if err != nil {
+		return Result{}, wrap("open pod netns", err)
+	}
+	defer podNs.Close()
+
+	if l, err := netlink.LinkByName(a.HostIfName); err == nil {
+		return Result{}, wrap("check host link", fmt.Errorf("%w (index %d, type %s)",
+			ErrHostLinkExists, l.Attrs().Index, l.Type()))
+	} else if !isLinkNotFound(err) {
+		return Result{}, wrap("check host link", err)
+	}
+
+	pod, err := netlink.NewHandleAt(podNs, unix.NETLINK_ROUTE)
+	if err != nil {
+		return Result{}, wrap("open netlink handle in pod netns", err)
+	}
+	defer pod.Close()
+
+	if l, err := pod.LinkByName(a.ContainerIfName); err == nil {
+		return Result{}, wrap("check pod link", fmt.Errorf("interface already exists in pod netns (index %d, type %s)",
+			l.Attrs().Index, l.Type()))
+	} else if !isLinkNotFound(err) {
+		return Result{}, wrap("check pod link", err)
+	}
+
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = a.HostIfName
+	attrs.MTU = a.MTU
+	veth := &netlink.Veth{
+		LinkAttrs:        attrs,
+		PeerName:         a.ContainerIfName,
+		PeerHardwareAddr: a.MAC,
+		PeerNamespace:    netlink.NsFd(podNs),
+		PeerTxQLen:       -1,
+	}
+	if a.MTU > 0 {
+		veth.PeerMTU = uint32(a.MTU)
+	}
+	if err := netlink.LinkAdd(veth); err != nil {
+		// The veth pair is created atomically: nothing to clean up. A name
+		// that appeared concurrently is reported as ErrHostLinkExists; the
+		// link is not ours, so it must not be deleted.
+		if errors.Is(err, unix.EEXIST) {
+			if _, lerr := netlink.LinkByName(a.HostIfName); lerr == nil {
+				err = fmt.Errorf("%w: %w", ErrHostLinkExists, err)
+			}
+		}
+		return Result{}, wrap("create veth", err)
+	}
+
+	host, err := netlink.LinkByName(a.HostIfName)
+	if err != nil {
+		// We did create it; delete by name as a last resort.
+		_ = netlink.LinkDel(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a.HostIfName}})
+		return Result{}, wrap("look up created host link", err)
+	}
+	defer func() {
+		if err != nil {
+			// Deleting one end of a veth deletes its peer too.
+			if derr := netlink.LinkDel(host); derr != nil && !isLinkNotFound(derr) && !errors.Is(derr, unix.ENODEV) {
+				err = errors.Join(err, fmt.Errorf("netns: cleanup: delete host link %q: %w", a.HostIfName, derr))
+			}
+		}
+	}()
+
+	// Best effort: the host end is an L2 port into the overlay and must not
+	// send IPv6 traffic of its own. Done before the link goes up.
+	_ = disableIPv6(a.HostIfName)
+
+	podLink, err := pod.LinkByName(a.ContainerIfName)
+	if err != nil {
+		return Result{}, wrap("look up pod link", err)
+	}
+
+	if a.DisableTxChecksumOffload {
+		if err := setTxChecksum(podNs, a.ContainerIfName, false); err != nil {
+			return Result{}, wrap("disable TX checksum offload on pod link", err)
+		}
+	}
+
+	if err := netlink.LinkSetUp(host); err != nil {
+		return Result{}, wrap("set host link up", err)
+	}
+	if err := pod.LinkSetUp(podLink); err != nil {
+		return Result{}, wrap("set pod link up", err)
+	}
+
+	for _, p := range a.Addresses {
+		addr := &netlink.Addr{IPNet: prefixToIPNet(p, false)}
+		if p.Addr().Is6() {
+			addr.Flags = unix.IFA_F_NODAD
+		}
+		if err := pod.AddrAdd(podLink, addr); err != nil {
+			return Result{}, wrap(fmt.Sprintf("add address %s to pod link", p), err)
+		}
+	}
+
+	for _, r := range a.Routes {
+		if err := addRoute(pod, podLink.Attrs().Index, r); err != nil {
+			return Result{}, wrap(fmt.Sprintf("add route %s", routeString(r)), err)
+		}
+	}
+
+	// Read both ends back so the result reflects the kernel's view.
+	hostNow, err := netlink.LinkByIndex(host.Attrs().Index)
+	if err != nil {
+		return Result{}, wrap("read back host link", err)
+	}
+	podNow, err := pod.LinkByIndex(podLink.Attrs().Index)
+	if err != nil {
+		return Result{}, wrap("read back pod link", err)
+	}
+	return Result{Host: toLink(hostNow), Pod: toLink(podNow)}, nil
+}
+
+// Teardown deletes the host end (and so its peer). A missing link is not an
+// error (CNI DEL is idempotent). A link with that name that is not a veth is
+// left alone and reported as an error.
+func Teardown(hostIfName string) error {
+	l, err := netlink.LinkByName(hostIfName)
+	if err != nil {
+		if isLinkNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("netns: teardown host link %q: look up: %w", hostIfName, err)
+	}
+	if l.Type() != "veth" {
+		return fmt.Errorf("netns: teardown host link %q: refusing to delete a %s link, expected a veth", hostIfName, l.Type())
+	}
+	if err := netlink.LinkDel(l); err != nil && !isLinkNotFound(err) && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("netns: teardown host link %q: delete: %w", hostIfName, err)
+	}
+	return nil
+}
+
+// TeardownPodSide deletes ifName inside the pod netns if it is still there.
+// A missing netns (including a path that is no longer a network namespace
+// mount) or a missing link is not an error. A link with that name that is not
+// a veth is left alone and reported as an error.
+func TeardownPodSide(podNetnsPath, ifName string) error {
+	wrap := func(step string, err error) error {
+		return fmt.Errorf("netns: teardown pod link %q in netns %s: %s: %w", ifName, podNetnsPath, step, err)
+	}
+	podNs, err := openNetns(podNetnsPath)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ESRCH) || errors.Is(err, errNotNetns) {
+			return nil
+		}
+		return wrap("open pod netns", err)
+	}
+	defer podNs.Close()
+
+	pod, err := netlink.NewHandleAt(podNs, unix.NETLINK_ROUTE)
+	if err != nil {
+		return wrap("open netlink handle in pod netns", err)
+	}
+	defer pod.Close()
+
+	l, err := pod.LinkByName(ifName)
+	if err != nil {
+		if isLinkNotFound(err) {
+			return nil
+		}
+		return wrap("look up", err)
+	}
+	if l.Type() != "veth" {
+		return wrap("delete", fmt.Errorf("refusing to delete a %s link, expected a veth", l.Type()))
+	}
+	if err := pod.LinkDel(l); err != nil && !isLinkNotFound(err) && !errors.Is(err, unix.ENODEV) {
+		return wrap("delete", err)
+	}
+	return nil
+}
+
+// Check compares the live state with a and returns an error describing every
+// drift found, or nil when everything matches. MTU 0 and a nil MAC in a are
+// not checked. Addresses and routes in a must be present; extra ones (such as
+// the IPv6 link-local address) are not drift.
+func Check(podNetnsPath string, a Attachment) error {
+	var drift []string
+	add := func(format string, args ...any) { drift = append(drift, fmt.Sprintf(format, args...)) }
+
+	hostIndex := 0
+	host, err := netlink.LinkByName(a.HostIfName)
+	switch {
+	case isLinkNotFound(err):
+		add("host link %q is missing", a.HostIfName)
+	case err != nil:
+		add("host link %q: look up failed: %v", a.HostIfName, err)
+	default:
+		hostIndex = host.Attrs().Index
+		if host.Type() != "veth" {
+			add("host link %q is a %s, not a veth", a.HostIfName, host.Type())
+		}
+		if a.MTU > 0 && host.Attrs().MTU != a.MTU {
+			add("host link %q has MTU %d, want %d", a.HostIfName, host.Attrs().MTU, a.MTU)
+		}
+		if host.Attrs().Flags&net.FlagUp == 0 {
+			add("host link %q is down", a.HostIfName)
+		}
+	}
+
+	drift = append(drift, checkPodSide(podNetnsPath, a, hostIndex)...)
+
+	if len(drift) == 0 {
+		return nil
+	}
+	return fmt.Errorf("netns: check host %q / pod %q in netns %s: %d problem(s): %s",
+		a.HostIfName, a.ContainerIfName, podNetnsPath, len(drift), strings.Join(drift, "; "))
+}
+
+func checkPodSide(podNetnsPath string, a Attachment, hostIndex int) []string {
+	var drift []string
+	add := func(format string, args ...any) { drift = append(drift, fmt.Sprintf(format, args...)) }
+
+	podNs, err := openNetns(podNetnsPath)
+	if err != nil {
+		add("pod netns %s cannot be opened: %v", podNetnsPath, err)
+		return drift
+	}
+	defer podNs.Close()
+
+	pod, err := netlink.NewHandleAt(podNs, unix.NETLINK_ROUTE)
+	if err != nil {
+		add("cannot open a netlink handle in pod netns %s: %v", podNetnsPath, err)
+		return drift
+	}
+	defer pod.Close()
+
+	l, err := pod.LinkByName(a.ContainerIfName)
+	if isLinkNotFound(err) {
+		add("pod link %q is missing", a.ContainerIfName)
+		return drift
+	} else if err != nil {
+		add("pod link %q: look up failed: %v", a.ContainerIfName, err)
+		return drift
+	}
+	attrs := l.Attrs()
+	if l.Type() != "veth" {
+		add("pod link %q is a %s, not a veth", a.ContainerIfName, l.Type())
+	} else if hostIndex != 0 && attrs.ParentIndex != hostIndex {
+		add("pod link %q is not the peer of host link %q (peer index %d, host index %d)",
+			a.ContainerIfName, a.HostIfName, attrs.ParentIndex, hostIndex)
+	}
+	if a.MAC != nil && !slices.Equal(attrs.HardwareAddr, a.MAC) {
+		add("pod link %q has MAC %s, want %s", a.ContainerIfName, attrs.HardwareAddr, a.MAC)
+	}
+	if a.MTU > 0 && attrs.MTU != a.MTU {
+		add("pod link %q has MTU %d, want %d", a.ContainerIfName, attrs.MTU, a.MTU)
+	}
+	if attrs.Flags&net.FlagUp == 0 {
+		add("pod link %q is down", a.ContainerIfName)
+	}
+
+	if len(a.Addresses) > 0 {
+		addrs, err := retryDump(func() ([]netlink.Addr, error) { return pod.AddrList(l, netlink.FAMILY_ALL) })
+		if err != nil {
+			add("pod link %q: listing addresses failed: %v", a.ContainerIfName, err)
+		} else {
+			for _, want := range a.Addresses {
+				if !slices.ContainsFunc(addrs, func(got netlink.Addr) bool {
+					p, ok := ipNetToPrefix(got.IPNet)
+					return ok && p == want
+				}) {
+					add("pod link %q is missing address %s", a.ContainerIfName, want)
+				}
+			}
+		}
+	}
+
+	for _, r := range a.Routes {
+		found, err := hasRoute(pod, attrs.Index, r)
+		if err != nil {
+			add("pod link %q: listing routes failed: %v", a.ContainerIfName, err)
+			break
+		}
+		if !found {
+			add("pod netns is missing route %s", routeString(r))
+		}
+	}
+
+	if a.DisableTxChecksumOffload {
+		on, err := txChecksumEnabled(podNs, a.ContainerIfName)
+		if err != nil {
+			add("pod link %q: reading TX checksum offload failed: %v", a.ContainerIfName, err)
+		} else if on {
+			add("pod link %q has TX checksum offload enabled, want disabled", a.ContainerIfName)
+		}
+	}
+	return drift
+}
+
+// MTUOfLinkWithAddress returns the MTU of the link in the caller's netns that
+// carries addr (used to derive a safe pod MTU from the geneve underlay).
+func MTUOfLinkWithAddress(addr netip.Addr) (int, error) {
+	if !addr.IsValid() {
+		return 0, errors.New("netns: MTU of link with address: invalid address")
+	}
+	addr = addr.Unmap().WithZone("")
+	addrs, err := retryDump(func() ([]netlink.Addr, error) { return netlink.AddrList(nil, netlink.FAMILY_ALL) })
+	if err != nil {
+		return 0, fmt.Errorf("netns: MTU of link with address %s: list addresses: %w", addr, err)
+	}
+	for _, a := range addrs {
+		if a.IPNet == nil {
+			continue
+		}
+		got, ok := netip.AddrFromSlice(a.IP)
+		if !ok || got.Unmap() != addr {
+			continue
+		}
+		l, err := netlink.LinkByIndex(a.LinkIndex)
+		if err != nil {
+			return 0, fmt.Errorf("netns: MTU of link with address %s: look up link index %d: %w", addr, a.LinkIndex, err)
+		}
+		return l.Attrs().MTU, nil
+	}
+	return 0, fmt.Errorf("netns: MTU of link with address %s: no link carries this address", addr)
+}
+
+// errNotNetns is returned by openNetns for a path that is not a network
+// namespace (e.g. a leftover bind-mount target after the namespace is gone).
+var errNotNetns = errors.New("not a network namespace")
+
+// openNetns opens a network namespace by path and verifies it is one.
+func openNetns(path string) (netns.NsHandle, error) {
+	if path == "" {
+		return netns.None(), errors.New("empty netns path")
+	}
+	h, err := netns.GetFromPath(path)
+	if err != nil {
+		return netns.None(), err
+	}
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(int(h), &st); err != nil {
+		h.Close()
+		return netns.None(), fmt.Errorf("statfs %s: %w", path, err)
+	}
+	if st.Type != unix.NSFS_MAGIC {
+		h.Close()
+		return netns.None(), fmt.Errorf("%s: %w", path, errNotNetns)
+	}
+	return h, nil
+}
+
+func validate(a Attachment) error {
+	if err := validateIfName(a.HostIfName); err != nil {
+		return fmt.Errorf("host interface name: %w", err)
+	}
+	if err := validateIfName(a.ContainerIfName); err != nil {
+		return fmt.Errorf("container interface name: %w", err)
+	}
+	if a.MAC != nil {
+		if len(a.MAC) != 6 {
+			return fmt.Errorf("MAC %s: want a 6-byte Ethernet address", a.MAC)
+		}
+		if a.MAC[0]&1 != 0 {
+			return fmt.Errorf("MAC %s: multicast address", a.MAC)
+		}
+		if slices.Equal(a.MAC, net.HardwareAddr{0, 0, 0, 0, 0, 0}) {
+			return fmt.Errorf("MAC %s: all-zero address", a.MAC)
+		}
+	}
+	if a.MTU < 0 {
+		return fmt.Errorf("MTU %d: negative", a.MTU)
+	}
+	for _, p := range a.Addresses {
+		if !p.IsValid() {
+			return errors.New("invalid address prefix")
+		}
+		if p.Addr().Is4In6() || p.Addr().Zone() != "" {
+			return fmt.Errorf("address %s: IPv4-mapped or zoned addresses are not supported", p)
+		}
+	}
+	for _, r := range a.Routes {
+		if !r.Dst.IsValid() {
+			return errors.New("route with invalid destination")
+		}
+		if r.Dst.Addr().Is4In6() {
+			return fmt.Errorf("route %s: IPv4-mapped destinations are not supported", routeString(r))
+		}
+		if r.Gateway.IsValid() && r.Gateway.Unmap().Is4() != r.Dst.Addr().Is4() {
+			return fmt.Errorf("route %s: gateway and destination families differ", routeString(r))
+		}
+	}
+	return nil
+}
+
+func validateIfName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty")
+	case len(name) >= unix.IFNAMSIZ:
+		return fmt.Errorf("%q is longer than %d bytes", name, unix.IFNAMSIZ-1)
+	case name == "." || name == "..":
+		return fmt.Errorf("%q is reserved", name)
+	case strings.ContainsAny(name, "/: \t\n\v\f\r"):
+		return fmt.Errorf("%q contains '/', ':' or whitespace", name)
+	}
+	return nil
+}
+
+// disableIPv6 sets disable_ipv6 on ifName in the netns this process's
+// /proc/sys belongs to (the caller's). Missing IPv6 support is not an error.
+func disableIPv6(ifName string) error {
+	p := filepath.Join("/proc/sys/net/ipv6/conf", ifName, "disable_ipv6")
+	err := os.WriteFile(p, []byte("1"), 0o644)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+func addRoute(h *netlink.Handle, linkIndex int, r Route) error {
+	nr := &netlink.Route{
+		LinkIndex: linkIndex,
+		Dst:       prefixToIPNet(r.Dst, true),
+		Scope:     netlink.SCOPE_UNIVERSE,
+	}
+	if r.Gateway.IsValid() {
+		nr.Gw = net.IP(r.Gateway.Unmap().AsSlice())
+	} else {
+		nr.Scope = netlink.SCOPE_LINK
+	}
+	err := h.RouteAdd(nr)
+	if errors.Is(err, unix.EEXIST) {
+		// e.g. the subnet route the kernel installs for an address: fine if
+		// the existing route is equivalent.
+		if ok, lerr := hasRoute(h, linkIndex, r); lerr == nil && ok {
+			return nil
+		}
+		return fmt.Errorf("a different route to %s already exists: %w", r.Dst.Masked(), err)
+	}
+	return err
+}
+
+// hasRoute reports whether the main table has a route to r.Dst through
+// linkIndex with r's gateway (or on-link when r has none).
+func hasRoute(h *netlink.Handle, linkIndex int, r Route) (bool, error) {
+	family := netlink.FAMILY_V4
+	if r.Dst.Addr().Is6() {
+		family = netlink.FAMILY_V6
+	}
+	filter := &netlink.Route{LinkIndex: linkIndex, Table: unix.RT_TABLE_MAIN}
+	routes, err := retryDump(func() ([]netlink.Route, error) {
+		return h.RouteListFiltered(family, filter, netlink.RT_FILTER_OIF|netlink.RT_FILTER_TABLE)
+	})
+	if err != nil {
+		return false, err
+	}
+	wantDst := r.Dst.Masked()
+	wantGw := r.Gateway.Unmap()
+	for _, got := range routes {
+		dst := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+		if family == netlink.FAMILY_V6 {
+			dst = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+		}
+		if got.Dst != nil {
+			p, ok := ipNetToPrefix(got.Dst)
+			if !ok {
+				continue
+			}
+			dst = p.Masked()
+		}
+		if dst != wantDst {
+			continue
+		}
+		var gw netip.Addr
+		if got.Gw != nil {
+			gw, _ = netip.AddrFromSlice(got.Gw)
+			gw = gw.Unmap()
+		}
+		if gw == wantGw {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func retryDump[T any](f func() (T, error)) (T, error) {
+	var (
+		v   T
+		err error
+	)
+	for range maxDumpRetries {
+		v, err = f()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return v, err
+		}
+	}
+	return v, err
+}
+
+func prefixToIPNet(p netip.Prefix, masked bool) *net.IPNet {
+	if masked {
+		p = p.Masked()
+	}
+	a := p.Addr().Unmap()
+	return &net.IPNet{IP: net.IP(a.AsSlice()), Mask: net.CIDRMask(p.Bits(), a.BitLen())}
+}
+
+func ipNetToPrefix(n *net.IPNet) (netip.Prefix, bool) {
+	if n == nil {
+		return netip.Prefix{}, false
+	}
+	a, ok := netip.AddrFromSlice(n.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	a = a.Unmap()
+	ones, bits := n.Mask.Size()
+	if bits == 0 {
+		return netip.Prefix{}, false
+	}
+	if a.Is4() && bits == 128 {
+		ones -= 96
+	}
+	return netip.PrefixFrom(a, ones), true
+}
+
+func routeString(r Route) string {
+	if r.Gateway.IsValid() {
+		return fmt.Sprintf("%s via %s", r.Dst, r.Gateway)
+	}
+	return fmt.Sprintf("%s on-link", r.Dst)
+}
+
+func toLink(l netlink.Link) Link {
+	a := l.Attrs()
+	return Link{Name: a.Name, Index: a.Index, MAC: slices.Clone(a.HardwareAddr)}
+}
+
+func isLinkNotFound(err error) bool {
+	var nf netlink.LinkNotFoundError
+	return errors.As(err, &nf)
+}
