@@ -51,6 +51,7 @@ func TestSpecLayer2AcrossNodes(t *testing.T) {
 	if err := b.Ping(addrA[0].Addr(), 5); err != nil {
 		t.Fatal(err)
 	}
+	tcpEcho(t, b, a, addrB[0].Addr())
 	// Port security lists MAC and IP.
 	for _, port := range nbPorts(t, "not-so-fast-network") {
 		if ps := nbPortColumn(t, port, "port_security"); !strings.Contains(ps, "10.128.0.") {
@@ -301,4 +302,33 @@ func TestStatusAndVersion(t *testing.T) {
 		Command: "STATUS", Config: conf, Socket: "/nonexistent/cni.sock",
 	})
 	cniError(t, err, cniproto.ErrPluginNotAvailable, "daemon")
+}
+
+func TestGCRemovesAttachmentsNotListed(t *testing.T) {
+	network := "l2-gc-" + randomID()[:4]
+	conf := layer2Config(network, "10.37.0.0/24", map[string]any{"cniVersion": "1.1.0"})
+	keep, drop := newPod(t, node(t, 0), "keep"), newPod(t, node(t, 0), "drop")
+	mustAdd(t, keep, "net1", conf)
+	mustAdd(t, drop, "net1", conf)
+	// Another node's attachment is not this node's to collect.
+	other := newPod(t, node(t, 1), "other")
+	mustAdd(t, other, "net1", conf)
+
+	gcConf := layer2Config(network, "10.37.0.0/24", map[string]any{
+		"cniVersion":                "1.1.0",
+		"cni.dev/valid-attachments": []map[string]string{{"containerID": keep.containerID, "ifname": "net1"}},
+	})
+	if _, err := invoke(t, keep, "GC", "", gcConf); err != nil {
+		t.Fatalf("GC: %v", err)
+	}
+	ports := strings.Join(nbPorts(t, network), " ")
+	if strings.Contains(ports, drop.containerID) {
+		t.Errorf("GC left the unlisted attachment: %s", ports)
+	}
+	if !strings.Contains(ports, keep.containerID) || !strings.Contains(ports, other.containerID) {
+		t.Errorf("GC removed a listed or another node's attachment: %s", ports)
+	}
+	if len(ovsPorts(t, node(t, 0))) != 1 || len(hostVeths(t, node(t, 0))) != 1 {
+		t.Errorf("node1 has OVS ports %v and veths %v, want only the kept one", ovsPorts(t, node(t, 0)), hostVeths(t, node(t, 0)))
+	}
 }

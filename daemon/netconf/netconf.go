@@ -208,9 +208,9 @@ func intField(field string, v json.RawMessage) (int, bool, error) {
 		return 0, false, nil
 	}
 	var n json.Number
-	dec := json.NewDecoder(bytes.NewReader(v))
-	dec.UseNumber()
-	if err := dec.Decode(&n); err != nil {
+	// json.Number would also take "1300" in quotes; a NAD author who
+	// wrote that should learn it is wrong rather than have it guessed.
+	if err := json.Unmarshal(v, &n); err != nil || v[0] == '"' {
 		return 0, true, fieldErr(field, string(v), "must be a number", fmt.Sprintf("write \"%s\": 1300 without quotes", field))
 	}
 	i, err := strconv.Atoi(n.String())
