@@ -9,22 +9,12 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/ovn-overlay/ovn-overlay/cniplugin/cniproto"
+	"github.com/ovn-overlay/ovn-overlay/daemon/netconf"
 	"github.com/ovn-overlay/ovn-overlay/sandbox"
 )
 
-// The layer2 NAD of the multi-homing guide, verbatim.
-const specLayer2Config = `{
-        "cniVersion": "0.3.1",
-        "name": "not-so-fast-network",
-        "type": "ovn-k8s-cni-overlay",
-        "topology":"layer2",
-        "subnets": "10.128.0.0/24",
-        "mtu": 1300,
-        "netAttachDefName": "left-one/not-so-fast-network"
-}`
-
 func TestSpecLayer2AcrossNodes(t *testing.T) {
-	conf := []byte(specLayer2Config)
+	conf := []byte(netconf.SpecLayer2Config)
 	a, b := newPod(t, node(t, 0), "tinypod"), newPod(t, node(t, 1), "tinypod")
 	resA, resB := mustAdd(t, a, "net1", conf), mustAdd(t, b, "net1", conf)
 

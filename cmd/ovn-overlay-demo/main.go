@@ -22,20 +22,12 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
 
+	"github.com/ovn-overlay/ovn-overlay/daemon/netconf"
 	"github.com/ovn-overlay/ovn-overlay/sandbox"
 )
 
-// The layer2 NetworkAttachmentDefinition config of the multi-homing guide,
-// verbatim.
-const layer2NAD = `{
-        "cniVersion": "0.3.1",
-        "name": "not-so-fast-network",
-        "type": "ovn-k8s-cni-overlay",
-        "topology":"layer2",
-        "subnets": "10.128.0.0/24",
-        "mtu": 1300,
-        "netAttachDefName": "left-one/not-so-fast-network"
-}`
+// layer2NAD is the multi-homing guide's layer2 network, verbatim.
+const layer2NAD = netconf.SpecLayer2Config
 
 const (
 	prefix = "ovdemo"

@@ -6,26 +6,9 @@ import (
 	"testing"
 )
 
-// The multi-homing guide's two NAD configs, verbatim.
 const (
-	specLayer3 = `{
-            "cniVersion": "0.3.1",
-            "name": "l3-network",
-            "type": "ovn-k8s-cni-overlay",
-            "topology":"layer3",
-            "subnets": "10.128.0.0/16/24",
-            "mtu": 1300,
-            "netAttachDefName": "left-one/l3-network"
-    }`
-	specLayer2 = `{
-            "cniVersion": "0.3.1",
-            "name": "not-so-fast-network",
-            "type": "ovn-k8s-cni-overlay",
-            "topology":"layer2",
-            "subnets": "10.128.0.0/24",
-            "mtu": 1300,
-            "netAttachDefName": "left-one/not-so-fast-network"
-    }`
+	specLayer3 = SpecLayer3Config
+	specLayer2 = SpecLayer2Config
 	// The secondary-networks enhancement's two samples, verbatim: note the
 	// trailing commas, which make them invalid JSON.
 	enhancementFlat = `{
