@@ -69,10 +69,10 @@ func parseRequest(req cniproto.Request) (*attachment, error) {
 // checkTopology rejects topologies that parse but are not implemented yet,
 // instead of silently treating them as layer2.
 func checkTopology(conf *netconf.NetConf) error {
-	if conf.Topology == netconf.Layer2 {
+	if conf.Topology == netconf.Layer2 || conf.Topology == netconf.Layer3 {
 		return nil
 	}
-	return fmt.Errorf("network %q: topology %q is %w in this release (only \"layer2\" is); use \"topology\": \"layer2\" or wait for %s support",
+	return fmt.Errorf("network %q: topology %q is %w in this release (\"layer2\" and \"layer3\" are); use one of those or wait for %s support",
 		conf.Name, conf.Topology, ErrNotSupported, conf.Topology)
 }
 
@@ -124,13 +124,15 @@ func (d *Daemon) Add(ctx context.Context, req cniproto.Request) (result json.Raw
 	if mac == nil {
 		mac = a.args.MAC
 	}
-	lsp, addrs, mac, err := network.createPort(ctx, d.nb, portRequest{
-		name: a.portName(), mac: mac, static: static, externalIDs: d.portExternalIDs(a),
+	created := network.createPort(ctx, portRequest{
+		name: a.portName(), mac: mac, static: static, namespace: a.args.PodNamespace,
+		externalIDs: d.portExternalIDs(a),
 	})
-	if err != nil {
-		return nil, err
+	if created.err != nil {
+		return nil, created.err
 	}
-	undo = append(undo, func(ctx context.Context) error { return d.deletePort(ctx, a.conf.Name, lsp.Name) })
+	lsp, addrs, mac := created.lsp, created.addrs, created.mac
+	undo = append(undo, func(ctx context.Context) error { return d.deletePort(ctx, lsp.Name) })
 
 	mtu := a.conf.MTU
 	if mtu == 0 {
@@ -139,7 +141,7 @@ func (d *Daemon) Add(ctx context.Context, req cniproto.Request) (result json.Raw
 	hostIf := a.hostIfName()
 	links, err := netns.Setup(a.netns, netns.Attachment{
 		HostIfName: hostIf, ContainerIfName: a.ifName, MAC: mac, Addresses: addrs,
-		MTU: mtu, DisableTxChecksumOffload: d.userspaceDatapath,
+		Routes: network.routes, MTU: mtu, DisableTxChecksumOffload: d.userspaceDatapath,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pod interface %s in %s: %w", a.ifName, a.netns, err)
@@ -158,7 +160,7 @@ func (d *Daemon) Add(ctx context.Context, req cniproto.Request) (result json.Raw
 	if err := d.ovs.WaitInstalled(waitCtx, hostIf); err != nil {
 		return nil, err
 	}
-	return encodeResult(a, links, addrs, mtu)
+	return encodeResult(a, network, links, addrs, mtu)
 }
 
 func (d *Daemon) portExternalIDs(a *attachment) map[string]string {
@@ -198,7 +200,7 @@ func parsePrefixList(s string) []netip.Prefix {
 	return out
 }
 
-func encodeResult(a *attachment, links netns.Result, addrs []netip.Prefix, mtu int) (json.RawMessage, error) {
+func encodeResult(a *attachment, n *network, links netns.Result, addrs []netip.Prefix, mtu int) (json.RawMessage, error) {
 	r := &current.Result{
 		CNIVersion: current.ImplementedSpecVersion,
 		Interfaces: []*current.Interface{
@@ -207,9 +209,21 @@ func encodeResult(a *attachment, links netns.Result, addrs []netip.Prefix, mtu i
 		},
 	}
 	for _, p := range addrs {
-		r.IPs = append(r.IPs, &current.IPConfig{
+		ip := &current.IPConfig{
 			Interface: current.Int(1),
 			Address:   net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())},
+		}
+		for _, gw := range n.gateways {
+			if gw.Is4() == p.Addr().Is4() {
+				ip.Gateway = gw.AsSlice()
+			}
+		}
+		r.IPs = append(r.IPs, ip)
+	}
+	for _, rt := range n.routes {
+		r.Routes = append(r.Routes, &types.Route{
+			Dst: net.IPNet{IP: rt.Dst.Addr().AsSlice(), Mask: net.CIDRMask(rt.Dst.Bits(), rt.Dst.Addr().BitLen())},
+			GW:  rt.Gateway.AsSlice(),
 		})
 	}
 	versioned, err := r.GetAsVersion(a.conf.CNIVersion)
@@ -265,22 +279,28 @@ func (d *Daemon) teardown(ctx context.Context, network, containerID, ifName, net
 			errs = append(errs, err)
 		}
 	}
-	if err := d.deletePort(ctx, network, portName(network, containerID, ifName)); err != nil {
+	if err := d.deletePort(ctx, portName(network, containerID, ifName)); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
 
-func (d *Daemon) deletePort(ctx context.Context, network, name string) error {
+// deletePort removes a logical switch port and its addresses from the
+// address sets, in one transaction.
+func (d *Daemon) deletePort(ctx context.Context, name string) error {
 	lsp, ok := d.nb.Port(name)
 	if !ok {
 		return nil
 	}
-	ls, ok := d.nb.Switch(switchName(network))
+	network := lsp.ExternalIDs[ovn.NetworkKey]
+	swName := lsp.ExternalIDs[ovn.SwitchKey]
+	ls, ok := d.nb.Switch(swName)
 	if !ok {
-		return fmt.Errorf("logical switch port %s exists but switch %s is not in the NB cache", name, switchName(network))
+		return fmt.Errorf("logical switch port %s exists but its switch %q is not in the NB cache", name, swName)
 	}
-	if _, err := d.nb.ApplyPorts(ctx, ovn.PortChange{Switch: ls, RemoveUUIDs: []string{lsp.UUID}}); err != nil {
+	if _, err := d.nb.ApplyPorts(ctx, ovn.PortChange{
+		Switch: ls, RemoveUUIDs: []string{lsp.UUID}, AddressSets: portAddressSetEdits(lsp),
+	}); err != nil {
 		return fmt.Errorf("delete logical switch port %s: %w", name, err)
 	}
 	if n := d.networks.lookup(network); n != nil {
@@ -324,8 +344,16 @@ func (d *Daemon) Check(ctx context.Context, req cniproto.Request) error {
 	if mtu == 0 {
 		mtu = d.defaultMTU
 	}
+	var routes []netns.Route
+	if a.conf.Topology == netconf.Layer3 {
+		network, err := d.networks.get(ctx, a.conf)
+		if err != nil {
+			return err
+		}
+		routes = network.routes
+	}
 	if err := netns.Check(a.netns, netns.Attachment{
-		HostIfName: hostIf, ContainerIfName: a.ifName, MAC: mac, Addresses: addrs,
+		HostIfName: hostIf, ContainerIfName: a.ifName, MAC: mac, Addresses: addrs, Routes: routes,
 		MTU: mtu, DisableTxChecksumOffload: d.userspaceDatapath,
 	}); err != nil {
 		drift = append(drift, err)
@@ -412,7 +440,9 @@ func (d *Daemon) GC(ctx context.Context, req cniproto.Request) error {
 	}
 	stale := map[[2]string]string{} // (containerID, ifname) -> netns
 	ports, err := d.nb.Ports(func(p *nbdb.LogicalSwitchPort) bool {
-		return p.ExternalIDs[ovn.NetworkKey] == conf.Name && p.ExternalIDs[ovn.NodeKey] == d.cfg.NodeName
+		// Router links carry no container ID and are not attachments.
+		return p.ExternalIDs[ovn.NetworkKey] == conf.Name && p.ExternalIDs[ovn.NodeKey] == d.cfg.NodeName &&
+			p.ExternalIDs[ovn.ContainerIDKey] != ""
 	})
 	if err != nil {
 		return err

@@ -10,9 +10,29 @@ import (
 // DEL and CHECK find everything from the request alone, even after a daemon
 // restart or a lost ADD reply.
 
-// switchName is the cluster-wide logical switch of a layer2 network.
-func switchName(network string) string {
+// layer2SwitchName is the cluster-wide logical switch of a layer2 network.
+func layer2SwitchName(network string) string {
 	return "ovn-overlay." + network + ".layer2"
+}
+
+// routerName is the logical router joining a layer3 network's node switches.
+func routerName(network string) string {
+	return "ovn-overlay." + network + ".router"
+}
+
+// layer3SwitchName is a node's logical switch on a layer3 network.
+func layer3SwitchName(network, node string) string {
+	return "ovn-overlay." + network + ".node." + node
+}
+
+// routerPortName and switchToRouterPortName are the two ends of the link
+// between a layer3 network's router and one node's switch.
+func routerPortName(network, node string) string {
+	return "ovn-overlay." + network + ".rtos." + node
+}
+
+func switchToRouterPortName(network, node string) string {
+	return "ovn-overlay." + network + ".stor." + node
 }
 
 // portName is the logical switch port of one attachment.
@@ -25,4 +45,17 @@ func portName(network, containerID, ifName string) string {
 func hostIfName(network, containerID, ifName string) string {
 	sum := sha256.Sum256([]byte(network + "\x00" + containerID + "\x00" + ifName))
 	return "ov" + hex.EncodeToString(sum[:])[:13]
+}
+
+// addressSetName is the address set of a network's pods in one namespace,
+// per IP family. OVN match expressions refer to it as $name, which allows
+// only letters, digits, '_' and '.', so network and namespace are hashed;
+// the set's external_ids carry them in clear.
+func addressSetName(network, namespace string, ipv6 bool) string {
+	sum := sha256.Sum256([]byte(network + "\x00" + namespace))
+	family := "v4"
+	if ipv6 {
+		family = "v6"
+	}
+	return "ovn_overlay_" + hex.EncodeToString(sum[:])[:16] + "_" + family
 }

@@ -8,38 +8,50 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/ovn-overlay/ovn-overlay/daemon/ipam"
 	"github.com/ovn-overlay/ovn-overlay/daemon/netconf"
+	"github.com/ovn-overlay/ovn-overlay/netns"
 	"github.com/ovn-overlay/ovn-overlay/ovn"
 	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
 )
 
-// network is the daemon's state for one secondary network: its logical
-// switch and an index of the addresses its ports hold cluster-wide.
+// network is the daemon's state for one secondary network on this node:
+// the logical switch its pods attach to and an index of the addresses in
+// use there.
 type network struct {
 	name        string
 	fingerprint string
 	conf        *netconf.NetConf
-	switchName  string
+	// switchName is where this node's pods go: the cluster-wide switch
+	// (layer2) or this node's switch (layer3).
+	switchName string
+	// guarded: other nodes allocate on the same switch, so port
+	// transactions carry the port-set guard (layer2).
+	guarded bool
+	// Layer3 only: this node's subnets, their gateways (the router port's
+	// addresses) and the pod routes to the whole network through them.
+	nodeSubnets []netip.Prefix
+	gateways    []netip.Addr
+	routes      []netns.Route
 	// pool indexes addresses. Without subnets it has no ranges and only
-	// guards static addresses against duplicates.
+	// guards requested static addresses against duplicates.
 	pool *ipam.Pool
-	// commit serialises this daemon's NB writes to the switch: allocation,
-	// then the guarded transaction, then waiting for the cache to show it.
-	commit sync.Mutex
+	// jobs feeds the network's committer, which turns concurrent ADDs into
+	// shared NB transactions.
+	jobs chan *portJob
 }
 
 // networks maps network names to their state, fed by NB cache events.
 type networks struct {
-	nb *ovn.Northbound
-	mu sync.Mutex
-	m  map[string]*network
+	nb   *ovn.Northbound
+	node string
+	mu   sync.Mutex
+	m    map[string]*network
 }
 
-func newNetworks(nb *ovn.Northbound) *networks {
-	ns := &networks{nb: nb, m: map[string]*network{}}
+func newNetworks(nb *ovn.Northbound, node string) *networks {
+	ns := &networks{nb: nb, node: node, m: map[string]*network{}}
 	nb.AddPortHandler(ns.onPortAdd, ns.onPortDelete)
 	return ns
 }
@@ -66,8 +78,8 @@ func (ns *networks) onPortDelete(lsp *nbdb.LogicalSwitchPort) {
 // different shape (subnets, topology, ...).
 var ErrConflictingConfig = errors.New("conflicting network config")
 
-// get returns the state of conf's network, creating its logical switch and
-// loading its addresses from the NB cache on first use.
+// get returns the state of conf's network, creating its OVN topology (and
+// for layer3 claiming this node's subnets) on first use.
 func (ns *networks) get(ctx context.Context, conf *netconf.NetConf) (*network, error) {
 	fp := conf.Fingerprint()
 	if n := ns.lookup(conf.Name); n != nil {
@@ -76,30 +88,23 @@ func (ns *networks) get(ctx context.Context, conf *netconf.NetConf) (*network, e
 		}
 		return n, nil
 	}
-	ls, err := ns.nb.EnsureSwitch(ctx, switchName(conf.Name), map[string]string{
-		ovn.NetworkKey:     conf.Name,
-		ovn.TopologyKey:    string(conf.Topology),
-		ovn.FingerprintKey: fp,
-	})
+	n := &network{name: conf.Name, fingerprint: fp, conf: conf, jobs: make(chan *portJob, 1024)}
+	var err error
+	switch conf.Topology {
+	case netconf.Layer2:
+		err = ns.setUpLayer2(ctx, n)
+	case netconf.Layer3:
+		err = ns.setUpLayer3(ctx, n)
+	default:
+		err = fmt.Errorf("topology %q: %w", conf.Topology, ErrNotSupported)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("network %s: %w", conf.Name, err)
 	}
-	if ls.ExternalIDs[ovn.FingerprintKey] != fp {
-		return nil, fmt.Errorf("network %q already exists in OVN with a different shape (topology, subnets, excludeSubnets, mtu, ...): %w; give this config another name or make it identical to the existing one", conf.Name, ErrConflictingConfig)
-	}
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
-	if n := ns.m[conf.Name]; n != nil {
-		return n, nil
-	}
-	var subnets []netip.Prefix
-	for _, s := range conf.Subnets {
-		subnets = append(subnets, s.CIDR)
-	}
-	n := &network{
-		name: conf.Name, fingerprint: fp, conf: conf,
-		switchName: ls.Name,
-		pool:       ipam.NewPool(subnets, conf.ExcludeSubnets),
+	if existing := ns.m[conf.Name]; existing != nil {
+		return existing, nil
 	}
 	// Registered before seeding: events from now on reach the pool, and
 	// the seed below reads a cache at least as new as those events.
@@ -114,7 +119,37 @@ func (ns *networks) get(ctx context.Context, conf *netconf.NetConf) (*network, e
 	for i := range ports {
 		n.pool.Observe(ports[i].Name, portAddrs(&ports[i]))
 	}
+	go n.commitLoop(ns.nb)
 	return n, nil
+}
+
+func shapeIDs(conf *netconf.NetConf) map[string]string {
+	return map[string]string{
+		ovn.NetworkKey:     conf.Name,
+		ovn.TopologyKey:    string(conf.Topology),
+		ovn.FingerprintKey: conf.Fingerprint(),
+	}
+}
+
+func differentShape(name string) error {
+	return fmt.Errorf("network %q already exists in OVN with a different shape (topology, subnets, excludeSubnets, mtu, ...): %w; give this config another name or make it identical to the existing one", name, ErrConflictingConfig)
+}
+
+func (ns *networks) setUpLayer2(ctx context.Context, n *network) error {
+	ls, err := ns.nb.EnsureSwitch(ctx, layer2SwitchName(n.name), shapeIDs(n.conf))
+	if err != nil {
+		return err
+	}
+	if ls.ExternalIDs[ovn.FingerprintKey] != n.fingerprint {
+		return differentShape(n.name)
+	}
+	n.switchName, n.guarded = ls.Name, true
+	var subnets []netip.Prefix
+	for _, s := range n.conf.Subnets {
+		subnets = append(subnets, s.CIDR)
+	}
+	n.pool = ipam.NewPool(subnets, n.conf.ExcludeSubnets)
+	return nil
 }
 
 func conflictError(conf, existing *netconf.NetConf) error {
@@ -127,71 +162,16 @@ type portRequest struct {
 	name        string
 	mac         net.HardwareAddr // nil: derive from the first address
 	static      []netip.Prefix   // requested addresses; nil: allocate
+	namespace   string           // pod namespace, for address sets
 	externalIDs map[string]string
 }
 
-// createPort allocates addresses for req and creates its logical switch
-// port. The transaction is guarded by the switch's port set, so if another
-// node created or removed a port since our cache was read (and so possibly
-// took the same address) it fails and is retried on the refreshed cache.
-func (n *network) createPort(ctx context.Context, nb *ovn.Northbound, req portRequest) (*nbdb.LogicalSwitchPort, []netip.Prefix, net.HardwareAddr, error) {
-	n.commit.Lock()
-	defer n.commit.Unlock()
-	const attempts = 20
-	for attempt := 1; ; attempt++ {
-		ls, ok := nb.Switch(n.switchName)
-		if !ok {
-			return nil, nil, nil, fmt.Errorf("logical switch %s vanished from the NB", n.switchName)
-		}
-		addrs, err := n.reserve(req)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		mac := req.mac
-		if mac == nil {
-			mac = macFor(addrs)
-		}
-		lsp := buildPort(req, mac, addrs)
-		changed := nb.SwitchChanged()
-		uuids, err := nb.ApplyPorts(ctx, ovn.PortChange{Switch: ls, Add: []*nbdb.LogicalSwitchPort{lsp}, Guard: true})
-		if err == nil {
-			// Hold the lock until the cache shows the new port, so the
-			// next writer's guard is built from an up-to-date port set.
-			n.waitForPort(ctx, nb, uuids[0], changed)
-			return lsp, addrs, mac, nil
-		}
-		n.pool.Release(req.name)
-		if !errors.Is(err, ovn.ErrConflict) || attempt == attempts {
-			return nil, nil, nil, fmt.Errorf("create logical switch port %s (attempt %d): %w", req.name, attempt, err)
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return nil, nil, nil, ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-func (n *network) waitForPort(ctx context.Context, nb *ovn.Northbound, uuid string, changed <-chan struct{}) {
-	deadline := time.After(2 * time.Second)
-	for {
-		if ls, ok := nb.Switch(n.switchName); ok {
-			for _, p := range ls.Ports {
-				if p == uuid {
-					return
-				}
-			}
-		}
-		select {
-		case <-changed:
-			changed = nb.SwitchChanged()
-		case <-ctx.Done():
-			return
-		case <-deadline:
-			return
-		}
-	}
+// portResult is what the committer hands back.
+type portResult struct {
+	lsp   *nbdb.LogicalSwitchPort
+	addrs []netip.Prefix
+	mac   net.HardwareAddr
+	err   error
 }
 
 // reserve takes req's static addresses, or allocates one per subnet.
@@ -200,8 +180,8 @@ func (n *network) reserve(req portRequest) ([]netip.Prefix, error) {
 		static := n.widen(req.static)
 		addrs := make([]netip.Addr, len(static))
 		for i, p := range static {
-			if len(n.conf.Subnets) > 0 && !n.pool.Allocatable(p.Addr()) {
-				return nil, fmt.Errorf("requested address %s is outside network %q's subnets or inside excludeSubnets; pick an address from %s", p, n.name, subnetList(n.conf))
+			if n.hasRanges() && !n.pool.Allocatable(p.Addr()) {
+				return nil, fmt.Errorf("requested address %s is outside network %q's subnets on this node or inside excludeSubnets; pick an address from %s", p, n.name, n.rangeList())
 			}
 			addrs[i] = p.Addr()
 		}
@@ -210,7 +190,7 @@ func (n *network) reserve(req portRequest) ([]netip.Prefix, error) {
 		}
 		return static, nil
 	}
-	if len(n.conf.Subnets) == 0 {
+	if !n.hasRanges() {
 		return nil, nil // layer2 without subnets: MAC only
 	}
 	addrs, err := n.pool.Allocate(req.name)
@@ -220,8 +200,30 @@ func (n *network) reserve(req portRequest) ([]netip.Prefix, error) {
 	return addrs, nil
 }
 
+// ranges are the prefixes pods of this node get addresses from.
+func (n *network) ranges() []netip.Prefix {
+	if n.conf.Topology == netconf.Layer3 {
+		return n.nodeSubnets
+	}
+	var out []netip.Prefix
+	for _, s := range n.conf.Subnets {
+		out = append(out, s.CIDR)
+	}
+	return out
+}
+
+func (n *network) hasRanges() bool { return len(n.ranges()) > 0 }
+
+func (n *network) rangeList() string {
+	var s []string
+	for _, p := range n.ranges() {
+		s = append(s, p.String())
+	}
+	return strings.Join(s, ",")
+}
+
 // widen gives a bare requested address (a host prefix) the prefix length
-// of the subnet it falls in, so the pod gets the on-link route it expects.
+// of the range it falls in, so the pod gets the on-link route it expects.
 func (n *network) widen(static []netip.Prefix) []netip.Prefix {
 	out := make([]netip.Prefix, len(static))
 	for i, p := range static {
@@ -229,31 +231,23 @@ func (n *network) widen(static []netip.Prefix) []netip.Prefix {
 		if p.Bits() != p.Addr().BitLen() {
 			continue
 		}
-		for _, sn := range n.conf.Subnets {
-			if sn.CIDR.Contains(p.Addr()) {
-				out[i] = netip.PrefixFrom(p.Addr(), sn.CIDR.Bits())
+		for _, r := range n.ranges() {
+			if r.Contains(p.Addr()) {
+				out[i] = netip.PrefixFrom(p.Addr(), r.Bits())
 			}
 		}
 	}
 	return out
 }
 
-func subnetList(conf *netconf.NetConf) string {
-	var s []string
-	for _, sn := range conf.Subnets {
-		s = append(s, sn.CIDR.String())
-	}
-	return strings.Join(s, ",")
-}
-
 // buildPort makes the logical switch port: addresses and port security both
 // list the MAC and IPs, so the pod cannot spoof either.
-func buildPort(req portRequest, mac net.HardwareAddr, addrs []netip.Prefix) *nbdb.LogicalSwitchPort {
+func (n *network) buildPort(req portRequest, mac net.HardwareAddr, addrs []netip.Prefix) *nbdb.LogicalSwitchPort {
 	entry := mac.String()
 	for _, a := range addrs {
 		entry += " " + a.Addr().String()
 	}
-	ids := map[string]string{ovn.OwnerKey: ovn.OwnerValue}
+	ids := map[string]string{ovn.OwnerKey: ovn.OwnerValue, ovn.SwitchKey: n.switchName}
 	for k, v := range req.externalIDs {
 		ids[k] = v
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,7 +54,8 @@ var ErrNotOwned = errors.New("row exists but is not owned by ovn-overlay")
 type Northbound struct {
 	client client.Client
 
-	// changed is closed and replaced whenever a monitored switch changes,
+	// changed is closed and replaced whenever a monitored switch or router
+	// changes,
 	// so writers whose precondition failed can wait for the cache to catch
 	// up instead of polling it.
 	mu      sync.Mutex
@@ -61,18 +63,19 @@ type Northbound struct {
 }
 
 // ConnectNorthbound connects to endpoint ("unix:/path" or "tcp:host:port")
-// and monitors the Logical_Switch and Logical_Switch_Port rows owned by
-// ovn-overlay. Only owned rows are cached, so memory does not grow with
+// and monitors the switches, ports, routers, router ports and address sets
+// owned by ovn-overlay. Only owned rows are cached, so memory does not grow with
 // ports that other systems put in the same NB.
 func ConnectNorthbound(ctx context.Context, endpoint string, logger logr.Logger) (*Northbound, error) {
 	dbModel, err := nbdb.FullDatabaseModel()
 	if err != nil {
 		return nil, fmt.Errorf("nb model: %w", err)
 	}
-	// Logical_Switch names are not unique in the schema; a client index
-	// makes name look-ups O(1) in the cache.
+	// Logical_Switch and Logical_Router names are not unique in the
+	// schema; client indexes make name look-ups O(1) in the cache.
 	dbModel.SetIndexes(map[string][]model.ClientIndex{
 		nbdb.LogicalSwitchTable: {{Columns: []model.ColumnKey{{Column: "name"}}}},
+		nbdb.LogicalRouterTable: {{Columns: []model.ColumnKey{{Column: "name"}}}},
 	})
 	c, err := client.NewOVSDBClient(dbModel, client.WithEndpoint(endpoint),
 		client.WithReconnect(5*time.Second, newBackoff()), client.WithLogger(&logger))
@@ -89,11 +92,15 @@ func ConnectNorthbound(ctx context.Context, endpoint string, logger logr.Logger)
 		DeleteFunc: func(table string, _ model.Model) { nb.notify(table) },
 	})
 	owned := map[string]string{OwnerKey: OwnerValue}
-	ls := &nbdb.LogicalSwitch{}
-	lsp := &nbdb.LogicalSwitchPort{}
+	ls, lsp := &nbdb.LogicalSwitch{}, &nbdb.LogicalSwitchPort{}
+	lr, lrp := &nbdb.LogicalRouter{}, &nbdb.LogicalRouterPort{}
+	as := &nbdb.AddressSet{}
 	_, err = c.Monitor(ctx, c.NewMonitor(
 		client.WithConditionalTable(ls, []model.Condition{{Field: &ls.ExternalIDs, Function: ovsdb.ConditionIncludes, Value: owned}}),
 		client.WithConditionalTable(lsp, []model.Condition{{Field: &lsp.ExternalIDs, Function: ovsdb.ConditionIncludes, Value: owned}}),
+		client.WithConditionalTable(lr, []model.Condition{{Field: &lr.ExternalIDs, Function: ovsdb.ConditionIncludes, Value: owned}}),
+		client.WithConditionalTable(lrp, []model.Condition{{Field: &lrp.ExternalIDs, Function: ovsdb.ConditionIncludes, Value: owned}}),
+		client.WithConditionalTable(as, []model.Condition{{Field: &as.ExternalIDs, Function: ovsdb.ConditionIncludes, Value: owned}}),
 	))
 	if err != nil {
 		c.Close()
@@ -132,7 +139,7 @@ func (nb *Northbound) AddPortHandler(onAdd func(*nbdb.LogicalSwitchPort), onDele
 }
 
 func (nb *Northbound) notify(table string) {
-	if table != nbdb.LogicalSwitchTable {
+	if table != nbdb.LogicalSwitchTable && table != nbdb.LogicalRouterTable {
 		return
 	}
 	nb.mu.Lock()
@@ -141,9 +148,9 @@ func (nb *Northbound) notify(table string) {
 	nb.mu.Unlock()
 }
 
-// SwitchChanged returns a channel closed at the next change of any owned
-// logical switch in the cache.
-func (nb *Northbound) SwitchChanged() <-chan struct{} {
+// Changed returns a channel closed at the next change of any owned
+// logical switch or router in the cache.
+func (nb *Northbound) Changed() <-chan struct{} {
 	nb.mu.Lock()
 	defer nb.mu.Unlock()
 	return nb.changed
@@ -183,41 +190,61 @@ func (nb *Northbound) Ports(keep func(*nbdb.LogicalSwitchPort) bool) ([]nbdb.Log
 // operation, so two nodes racing to create the same network end up with
 // one switch: the loser's transaction fails and it adopts the winner's.
 func (nb *Northbound) EnsureSwitch(ctx context.Context, name string, externalIDs map[string]string) (*nbdb.LogicalSwitch, error) {
+	return ensure(ctx, nb, "logical switch "+name,
+		func() (*nbdb.LogicalSwitch, bool) { return nb.Switch(name) },
+		func() error { return nb.createSwitch(ctx, name, externalIDs) })
+}
+
+// ensure looks a row up in the cache and creates it if missing, then waits
+// for the cache to show it (ours or a racing node's).
+func ensure[T any](ctx context.Context, nb *Northbound, what string, lookup func() (T, bool), create func() error) (T, error) {
+	var zero T
 	for attempt := 0; attempt < 5; attempt++ {
-		if ls, ok := nb.Switch(name); ok {
-			return ls, nil
+		if row, ok := lookup(); ok {
+			return row, nil
 		}
-		changed := nb.SwitchChanged()
-		if ls, ok := nb.Switch(name); ok { // created between the two looks
-			return ls, nil
+		changed := nb.Changed()
+		if row, ok := lookup(); ok { // created between the two looks
+			return row, nil
 		}
-		if err := nb.createSwitch(ctx, name, externalIDs); err != nil && !errors.Is(err, ErrConflict) {
-			return nil, err
+		if err := create(); err != nil && !errors.Is(err, ErrConflict) {
+			return zero, err
 		}
-		// We or a racing node created it: wait for the cache to show it.
 		if err := waitClosed(ctx, changed, 5*time.Second); err != nil {
-			return nil, fmt.Errorf("logical switch %s: waiting for the NB cache: %w", name, err)
+			return zero, fmt.Errorf("%s: waiting for the NB cache: %w", what, err)
 		}
 	}
-	return nil, fmt.Errorf("logical switch %s: created but never seen in the NB cache", name)
+	return zero, fmt.Errorf("%s: created but never seen in the NB cache", what)
 }
 
 func (nb *Northbound) createSwitch(ctx context.Context, name string, externalIDs map[string]string) error {
-	ids := map[string]string{OwnerKey: OwnerValue}
-	for k, v := range externalIDs {
-		ids[k] = v
+	ls := &nbdb.LogicalSwitch{UUID: "newswitch", Name: name, ExternalIDs: owned(externalIDs)}
+	return nb.createUnique(ctx, nbdb.LogicalSwitchTable, name, ls, func() bool { _, ok := nb.Switch(name); return ok })
+}
+
+// owned returns ids plus the ownership mark.
+func owned(ids map[string]string) map[string]string {
+	out := map[string]string{OwnerKey: OwnerValue}
+	for k, v := range ids {
+		out[k] = v
 	}
-	ls := &nbdb.LogicalSwitch{UUID: "newswitch", Name: name, ExternalIDs: ids}
-	create, err := nb.client.Create(ls)
+	return out
+}
+
+// createUnique inserts m (a row called name in table) unless a row of that
+// name exists, atomically: the schema does not make these names unique, a
+// wait operation does.
+func (nb *Northbound) createUnique(ctx context.Context, table, name string, m model.Model, inCache func() bool) error {
+	create, err := nb.client.Create(m)
 	if err != nil {
-		return fmt.Errorf("logical switch %s: build create: %w", name, err)
+		return fmt.Errorf("%s %s: build create: %w", table, name, err)
 	}
 	// "The rows named name, projected on name, differ from [{name}]" holds
-	// exactly when no such switch exists yet (owned or not).
+	// exactly when no such row exists yet (owned or not).
 	zero := 0
 	absent := ovsdb.Operation{
 		Op:      ovsdb.OperationWait,
-		Table:   nbdb.LogicalSwitchTable,
+		Table:   table,
 		Where:   []ovsdb.Condition{{Column: "name", Function: ovsdb.ConditionEqual, Value: name}},
 		Columns: []string{"name"},
 		Until:   string(ovsdb.WaitConditionNotEqual),
@@ -225,26 +252,24 @@ func (nb *Northbound) createSwitch(ctx context.Context, name string, externalIDs
 		Timeout: &zero,
 	}
 	_, err = nb.transact(ctx, append([]ovsdb.Operation{absent}, create...))
-	if errors.Is(err, ErrConflict) {
-		if _, ok := nb.Switch(name); !ok {
-			// Not in our owned-only cache: someone else's switch.
-			if exists, _ := nb.switchExistsUnowned(ctx, name); exists {
-				return fmt.Errorf("logical switch %s: %w", name, ErrNotOwned)
-			}
+	if errors.Is(err, ErrConflict) && !inCache() {
+		// Not in our owned-only cache: maybe someone else's row.
+		if exists, _ := nb.existsUnowned(ctx, table, name); exists {
+			return fmt.Errorf("%s %s: %w", table, name, ErrNotOwned)
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("create logical switch %s: %w", name, err)
+		return fmt.Errorf("create %s %s: %w", table, name, err)
 	}
 	return nil
 }
 
-// switchExistsUnowned asks the server (not the owned-only cache) whether a
-// switch of that name exists. Only used on the rare create-conflict path.
-func (nb *Northbound) switchExistsUnowned(ctx context.Context, name string) (bool, error) {
+// existsUnowned asks the server (not the owned-only cache) whether a row
+// of that name exists. Only used on the rare create-conflict path.
+func (nb *Northbound) existsUnowned(ctx context.Context, table, name string) (bool, error) {
 	sel := ovsdb.Operation{
 		Op:      ovsdb.OperationSelect,
-		Table:   nbdb.LogicalSwitchTable,
+		Table:   table,
 		Where:   []ovsdb.Condition{{Column: "name", Function: ovsdb.ConditionEqual, Value: name}},
 		Columns: []string{"external_ids"},
 	}
@@ -269,6 +294,10 @@ type PortChange struct {
 	// RemoveUUIDs are ports to drop from the switch (OVSDB garbage
 	// collects them, since nothing else refers to them).
 	RemoveUUIDs []string
+	// AddressSets are address-set edits made in the same transaction, so
+	// a set never lists an address whose port does not exist, or misses
+	// one whose port does.
+	AddressSets []AddressSetChange
 	// Guard makes the transaction fail with ErrConflict if the switch's
 	// port set differs from Switch.Ports, i.e. someone else added or
 	// removed a port since the cache was read. Address uniqueness on a
@@ -314,6 +343,11 @@ func (nb *Northbound) ApplyPorts(ctx context.Context, c PortChange) ([]string, e
 		return nil, fmt.Errorf("build switch %s port mutation: %w", c.Switch.Name, err)
 	}
 	ops = append(ops, mutate...)
+	asOps, err := nb.addressSetOps(c.AddressSets)
+	if err != nil {
+		return nil, err
+	}
+	ops = append(ops, asOps...)
 	res, err := nb.transact(ctx, ops)
 	if err != nil {
 		return nil, fmt.Errorf("switch %s: %w", c.Switch.Name, err)
@@ -338,6 +372,11 @@ func (nb *Northbound) transact(ctx context.Context, ops []ovsdb.Operation) ([]ov
 	}
 	for i, r := range res {
 		if i < len(ops) && ops[i].Op == ovsdb.OperationWait && r.Error == "timed out" {
+			return nil, ErrConflict
+		}
+		// A unique name taken by a racing writer (e.g. two nodes creating
+		// the same address set) is a conflict too: retry on a fresh cache.
+		if r.Error == "constraint violation" && strings.Contains(r.Details, "duplicate") {
 			return nil, ErrConflict
 		}
 	}

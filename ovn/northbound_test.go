@@ -124,7 +124,7 @@ func TestGuardDetectsConcurrentPortChange(t *testing.T) {
 			}
 			break
 		}
-		<-a.SwitchChanged()
+		<-a.Changed()
 	}
 	if got := nbctl(t, "--bare", "--columns=ports", "find", "Logical_Switch", "name=guarded"); len(strings.Fields(got)) != 2 {
 		t.Fatalf("switch ports %q, want 2", got)

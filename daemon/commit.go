@@ -1,0 +1,160 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ovn-overlay/ovn-overlay/ovn"
+	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
+)
+
+// Concurrent ADDs on one network are coalesced ("group commit"): the
+// committer takes every request queued while the previous transaction was
+// in flight and writes them in one transaction. A lone pod is never
+// delayed: with nothing queued, its batch is itself.
+const (
+	maxBatch       = 128
+	commitAttempts = 20
+	commitTimeout  = 30 * time.Second
+)
+
+type portJob struct {
+	req    portRequest
+	result chan portResult
+}
+
+// createPort queues req for the network's committer and waits for its
+// logical switch port to be committed (or refused).
+func (n *network) createPort(ctx context.Context, req portRequest) portResult {
+	job := &portJob{req: req, result: make(chan portResult, 1)}
+	select {
+	case n.jobs <- job:
+	case <-ctx.Done():
+		return portResult{err: ctx.Err()}
+	}
+	// Wait even if ctx ends: the port may be committed, and the caller
+	// must know to undo it.
+	return <-job.result
+}
+
+func (n *network) commitLoop(nb *ovn.Northbound) {
+	for job := range n.jobs {
+		batch := []*portJob{job}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case j := <-n.jobs:
+				batch = append(batch, j)
+			default:
+				break drain
+			}
+		}
+		n.commitBatch(nb, batch)
+	}
+}
+
+// commitBatch allocates addresses for a batch and creates its ports, address
+// set entries included, in one transaction. On layer2 the transaction is
+// guarded by the switch's port set; if another node changed it, the batch's
+// addresses are released and the batch is retried on the refreshed cache.
+func (n *network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		ls, ok := nb.Switch(n.switchName)
+		if !ok {
+			finishAll(batch, fmt.Errorf("logical switch %s vanished from the NB", n.switchName))
+			return
+		}
+		var ready []*portJob
+		var results []portResult
+		for _, j := range batch {
+			addrs, err := n.reserve(j.req)
+			if err != nil {
+				j.result <- portResult{err: err}
+				continue
+			}
+			mac := j.req.mac
+			if mac == nil {
+				mac = macFor(addrs)
+			}
+			ready = append(ready, j)
+			results = append(results, portResult{lsp: n.buildPort(j.req, mac, addrs), addrs: addrs, mac: mac})
+		}
+		if len(ready) == 0 {
+			return
+		}
+		change := ovn.PortChange{Switch: ls, Guard: n.guarded}
+		var sets addressSetEdits
+		for i, r := range results {
+			change.Add = append(change.Add, r.lsp)
+			sets.add(n.name, ready[i].req.namespace, r.addrs)
+		}
+		change.AddressSets = sets.changes()
+		changed := nb.Changed()
+		uuids, err := nb.ApplyPorts(ctx, change)
+		if err == nil {
+			if n.guarded {
+				// Hold the committer until the cache shows the new
+				// ports, so the next guard is built from an
+				// up-to-date port set.
+				waitForPort(ctx, nb, n.switchName, uuids[len(uuids)-1], changed)
+			}
+			for i, j := range ready {
+				j.result <- results[i]
+			}
+			return
+		}
+		for _, j := range ready {
+			n.pool.Release(j.req.name)
+		}
+		if !errors.Is(err, ovn.ErrConflict) || attempt == commitAttempts {
+			finishAll(ready, fmt.Errorf("create %d logical switch port(s) on %s (attempt %d): %w", len(ready), n.switchName, attempt, err))
+			return
+		}
+		batch = ready
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			finishAll(ready, ctx.Err())
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func finishAll(batch []*portJob, err error) {
+	for _, j := range batch {
+		j.result <- portResult{err: err}
+	}
+}
+
+func waitForPort(ctx context.Context, nb *ovn.Northbound, switchName, uuid string, changed <-chan struct{}) {
+	deadline := time.After(2 * time.Second)
+	for {
+		if ls, ok := nb.Switch(switchName); ok {
+			for _, p := range ls.Ports {
+				if p == uuid {
+					return
+				}
+			}
+		}
+		select {
+		case <-changed:
+			changed = nb.Changed()
+		case <-ctx.Done():
+			return
+		case <-deadline:
+			return
+		}
+	}
+}
+
+// portAddressSetEdits are the address-set removals for deleting lsp.
+func portAddressSetEdits(lsp *nbdb.LogicalSwitchPort) []ovn.AddressSetChange {
+	var sets addressSetEdits
+	sets.remove(lsp.ExternalIDs[ovn.NetworkKey], lsp.ExternalIDs[ovn.PodNamespaceKey], portAddrs(lsp))
+	return sets.changes()
+}
