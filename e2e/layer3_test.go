@@ -1,0 +1,116 @@
+package e2e
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/ovn-overlay/ovn-overlay/daemon/netconf"
+)
+
+// layer3Config is a layer3 NAD config.
+func layer3Config(name, subnets string) []byte {
+	return layer2Config(name, subnets, map[string]any{"topology": "layer3"})
+}
+
+// pingVia pings dst from the pod bound to ifName, so overlapping networks
+// in one pod cannot pick each other's routes.
+func pingVia(t *testing.T, p *testPod, ifName string, dst netip.Addr) {
+	t.Helper()
+	var err error
+	for i := 0; i < 5; i++ {
+		if _, err = p.Run("ping", "-c", "1", "-W", "1", "-I", ifName, dst.String()); err == nil {
+			return
+		}
+	}
+	t.Fatalf("pod %s cannot reach %s via %s: %v", p.Name, dst, ifName, err)
+}
+
+func TestSpecLayer3AcrossNodes(t *testing.T) {
+	conf := []byte(netconf.SpecLayer3Config)
+	a, b := newPod(t, node(t, 0), "l3a"), newPod(t, node(t, 1), "l3b")
+	resA, resB := mustAdd(t, a, "net1", conf), mustAdd(t, b, "net1", conf)
+	addrA, addrB := podAddrs(t, resA)[0], podAddrs(t, resB)[0]
+	cluster := netip.MustParsePrefix("10.128.0.0/16")
+	if !cluster.Contains(addrA.Addr()) || !cluster.Contains(addrB.Addr()) || addrA.Bits() != 24 || addrB.Bits() != 24 {
+		t.Fatalf("addresses %s, %s: want /24 node subnets of %s", addrA, addrB, cluster)
+	}
+	if addrA.Masked() == addrB.Masked() {
+		t.Fatalf("both nodes use node subnet %s", addrA.Masked())
+	}
+	// Routed: the route to the whole network goes via the node gateway,
+	// and there is no default route.
+	routes, err := a.Run("ip", "route", "show", "dev", "net1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := addrA.Masked().Addr().Next()
+	if !strings.Contains(routes, "10.128.0.0/16 via "+gw.String()) || strings.Contains(routes, "default") {
+		t.Errorf("pod routes %q: want 10.128.0.0/16 via %s and no default route", routes, gw)
+	}
+	if len(resA.IPs) != 1 || resA.IPs[0].Gateway.String() != gw.String() {
+		t.Errorf("result IPs %v: want gateway %s", resA.IPs, gw)
+	}
+	pingVia(t, a, "net1", addrB.Addr())
+	pingVia(t, b, "net1", addrA.Addr())
+	tcpEcho(t, b, a, addrB.Addr())
+	// Each node's switch holds its own subnet.
+	out := nbctl(t, "--bare", "--columns=external_ids", "find", "Logical_Router", "name=ovn-overlay.l3-network.router")
+	for _, n := range cluster2Nodes(t) {
+		if !strings.Contains(out, "ovn-overlay/node-subnets/"+n) {
+			t.Errorf("router claims %q lack node %s", out, n)
+		}
+	}
+}
+
+func cluster2Nodes(t *testing.T) []string {
+	return []string{node(t, 0).Name, node(t, 1).Name}
+}
+
+func TestLayer3DualStack(t *testing.T) {
+	network := "l3-dual-" + randomID()[:4]
+	conf := layer3Config(network, "10.140.0.0/16/24,fd00:140::/48/64")
+	a, b := newPod(t, node(t, 0), "dual"), newPod(t, node(t, 1), "dual")
+	addrA, addrB := podAddrs(t, mustAdd(t, a, "net1", conf)), podAddrs(t, mustAdd(t, b, "net1", conf))
+	if len(addrA) != 2 || len(addrB) != 2 {
+		t.Fatalf("want an IPv4 and an IPv6 address each, got %v and %v", addrA, addrB)
+	}
+	for i := range addrA {
+		if addrA[i].Masked() == addrB[i].Masked() {
+			t.Errorf("both nodes got node subnet %s", addrA[i].Masked())
+		}
+		pingVia(t, a, "net1", addrB[i].Addr())
+		pingVia(t, b, "net1", addrA[i].Addr())
+	}
+}
+
+func TestOverlappingNetworksStayIsolated(t *testing.T) {
+	x, y := "iso-x-"+randomID()[:4], "iso-y-"+randomID()[:4]
+	static := func(network, ip string) []byte {
+		return layer2Config(network, "10.150.0.0/24", map[string]any{"runtimeConfig": map[string]any{"ips": []string{ip}}})
+	}
+	p := newPod(t, node(t, 0), "iso-p")
+	mustAdd(t, p, "net1", static(x, "10.150.0.1/24"))
+	q1, q2 := newPod(t, node(t, 1), "iso-q1"), newPod(t, node(t, 1), "iso-q2")
+	mustAdd(t, q1, "net1", static(y, "10.150.0.1/24"))
+	mustAdd(t, q2, "net1", static(y, "10.150.0.2/24"))
+	// Same addresses on both networks is fine; traffic must not cross.
+	if err := q1.Ping(netip.MustParseAddr("10.150.0.2"), 3); err != nil {
+		t.Fatalf("within network y: %v", err)
+	}
+	if _, err := p.Run("ping", "-c", "2", "-W", "1", "10.150.0.2"); err == nil {
+		t.Fatal("a pod of network x reached 10.150.0.2, which only exists on network y")
+	}
+}
+
+func TestLayer3PodExhaustionInNodeSubnet(t *testing.T) {
+	network := "l3-tiny-" + randomID()[:4]
+	// A /30 per node: network address, gateway, one pod, broadcast.
+	conf := layer3Config(network, "10.171.0.0/24/30")
+	n := node(t, 0)
+	mustAdd(t, newPod(t, n, "tiny1"), "net1", conf)
+	_, err := add(t, newPod(t, n, "tiny2"), "net1", conf)
+	cniError(t, err, types.ErrInternal, "out of addresses")
+}
