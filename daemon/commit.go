@@ -68,6 +68,9 @@ func (n *network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
 			finishAll(batch, fmt.Errorf("logical switch %s vanished from the NB", n.switchName))
 			return
 		}
+		if n.guarded {
+			n.syncPool(nb, ls)
+		}
 		var ready []*portJob
 		var results []portResult
 		for _, j := range batch {
@@ -121,6 +124,19 @@ func (n *network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
 			finishAll(ready, ctx.Err())
 			return
 		case <-time.After(time.Second):
+		}
+	}
+}
+
+// syncPool makes the address index agree with the switch snapshot the
+// guard will assert. The index is otherwise fed by cache events, which run
+// a moment behind the cache: without this, a port another node just
+// committed could be in the snapshot (so the guard passes) while its
+// address is not yet in the index (so it is handed out again).
+func (n *network) syncPool(nb *ovn.Northbound, ls *nbdb.LogicalSwitch) {
+	for _, uuid := range ls.Ports {
+		if lsp, ok := nb.PortByUUID(uuid); ok {
+			n.pool.Observe(lsp.Name, portAddrs(lsp))
 		}
 	}
 }

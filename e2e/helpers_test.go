@@ -248,3 +248,38 @@ func podLink(t *testing.T, p *testPod, ifName string) string {
 }
 
 var _ = types.ErrInternal
+
+// invokeQuiet is invoke without per-call logging, for bulk tests.
+func invokeQuiet(p *testPod, command, ifName string, config []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, _, err := p.Node.InvokeCNI(ctx, pluginBin, sandbox.Invocation{
+		Command: command, ContainerID: p.containerID, Netns: p.NetnsPath, IfName: ifName,
+		Args:   fmt.Sprintf("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=%s", p.Name),
+		Config: config,
+	})
+	return out, err
+}
+
+// addQuiet runs ADD and returns the pod's addresses.
+func addQuiet(p *testPod, ifName string, config []byte) ([]netip.Prefix, error) {
+	out, err := invokeQuiet(p, "ADD", ifName, config)
+	if err != nil {
+		return nil, err
+	}
+	r, err := current.NewResult(out)
+	if err != nil {
+		return nil, fmt.Errorf("parse result %q: %w", out, err)
+	}
+	res, err := current.GetResult(r)
+	if err != nil {
+		return nil, err
+	}
+	var addrs []netip.Prefix
+	for _, ip := range res.IPs {
+		a, _ := netip.AddrFromSlice(ip.Address.IP)
+		bits, _ := ip.Address.Mask.Size()
+		addrs = append(addrs, netip.PrefixFrom(a.Unmap(), bits))
+	}
+	return addrs, nil
+}

@@ -176,6 +176,15 @@ func (nb *Northbound) Port(name string) (*nbdb.LogicalSwitchPort, bool) {
 	return lsp, true
 }
 
+// PortByUUID returns the cached owned logical switch port with that UUID.
+func (nb *Northbound) PortByUUID(uuid string) (*nbdb.LogicalSwitchPort, bool) {
+	lsp := &nbdb.LogicalSwitchPort{UUID: uuid}
+	if err := nb.client.Get(context.Background(), lsp); err != nil {
+		return nil, false
+	}
+	return lsp, true
+}
+
 // Ports returns the cached owned ports for which keep returns true.
 func (nb *Northbound) Ports(keep func(*nbdb.LogicalSwitchPort) bool) ([]nbdb.LogicalSwitchPort, error) {
 	var out []nbdb.LogicalSwitchPort

@@ -86,15 +86,30 @@ type FieldError struct {
 
 func (e *FieldError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "network config field %q", e.Field)
+	if key, ok := strings.CutPrefix(e.Field, "CNI_ARGS "); ok {
+		fmt.Fprintf(&b, "CNI_ARGS key %q", key)
+	} else {
+		fmt.Fprintf(&b, "network config field %q", e.Field)
+	}
 	if e.Value != "" {
-		fmt.Fprintf(&b, " (%s)", e.Value)
+		fmt.Fprintf(&b, " (%s)", truncate(e.Value))
 	}
 	b.WriteString(": " + e.Problem)
 	if e.Fix != "" {
 		b.WriteString("; " + e.Fix)
 	}
 	return b.String()
+}
+
+// maxValueLen bounds the echoed value: a whole runtimeConfig object or a
+// fuzzed megabyte string would drown the message in a pod event.
+const maxValueLen = 100
+
+func truncate(v string) string {
+	if len(v) <= maxValueLen {
+		return v
+	}
+	return v[:maxValueLen] + "..."
 }
 
 func fieldErr(field, value, problem, fix string) *FieldError {
@@ -119,25 +134,35 @@ type raw struct {
 	HasExternalConnectivity json.RawMessage `json:"has_external_connectivity"`
 	RuntimeConfig           json.RawMessage `json:"runtimeConfig"`
 	PrevResult              json.RawMessage `json:"prevResult"`
+
+	// subnetsKey is the key the subnets were written under: "subnet" in
+	// the legacy form, so errors name what the author actually wrote.
+	subnetsKey string
+}
+
+// present reports whether a field was given; an explicit null counts as
+// absent, as it does for every CNI config consumer using encoding/json.
+func present(v json.RawMessage) bool {
+	return len(v) > 0 && string(v) != "null"
 }
 
 // Parse parses and validates a network config.
 func Parse(data []byte) (*NetConf, error) {
-	var r raw
+	r := raw{subnetsKey: "subnets"}
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, syntaxError(data, err)
 	}
 	c := &NetConf{}
 	steps := []func(*raw, *NetConf) error{
 		parseVersion, parseName, parseType, parseTopology, parseSubnets,
-		parseExcludes, parseMTU, parseNADName, parsePersistentIPs, parseLocalnet, parseRuntimeConfig,
+		parseExcludes, parseMTU, parseNADName, parsePersistentIPs, parseLocalnet, parseRuntimeConfig, widenRuntimeIPs,
 	}
 	for _, step := range steps {
 		if err := step(&r, c); err != nil {
 			return nil, err
 		}
 	}
-	if len(r.PrevResult) > 0 && string(r.PrevResult) != "null" {
+	if present(r.PrevResult) {
 		c.PrevResult = append(json.RawMessage(nil), r.PrevResult...)
 	}
 	return c, nil
@@ -154,29 +179,41 @@ func syntaxError(data []byte, err error) error {
 		}
 		return fieldErr("(config)", "", "invalid JSON: "+err.Error(), "fix the JSON syntax")
 	}
-	line, col := position(data, se.Offset)
-	problem := fmt.Sprintf("invalid JSON at line %d, column %d (byte %d): %s", line, col, se.Offset, se.Error())
-	if trailingComma(data, se.Offset) {
+	at := errorByte(data, se)
+	line, col := position(data, at)
+	problem := fmt.Sprintf("invalid JSON at line %d, column %d (byte offset %d): %s", line, col, at, se.Error())
+	if trailingComma(data, at) {
 		return fieldErr("(config)", "", problem, "remove the trailing comma before the closing brace or bracket")
 	}
 	return fieldErr("(config)", "", problem, "fix the JSON syntax")
 }
 
-func position(data []byte, offset int64) (line, col int) {
-	if offset > int64(len(data)) {
-		offset = int64(len(data))
+// errorByte is the 0-based offset of the offending byte. encoding/json's
+// Offset counts the bytes read, so it is one past an invalid character;
+// at the end of input there is no such character and it points past the end.
+func errorByte(data []byte, se *json.SyntaxError) int {
+	at := int(min(max(se.Offset, 0), int64(len(data))))
+	if at > 0 && strings.HasPrefix(se.Error(), "invalid character") {
+		at--
 	}
-	before := data[:offset]
+	return at
+}
+
+// position turns a byte offset into a 1-based line and column, which is
+// what an editor shows the NAD author.
+func position(data []byte, at int) (line, col int) {
+	before := data[:at]
 	line = bytes.Count(before, []byte("\n")) + 1
-	col = int(offset) - bytes.LastIndexByte(before, '\n')
+	col = at - bytes.LastIndexByte(before, '\n')
 	return line, col
 }
 
-// trailingComma reports whether the error sits at a '}' or ']' whose
-// previous non-space character is a comma.
-func trailingComma(data []byte, offset int64) bool {
-	i := int(offset) - 1
-	if i < 0 || i >= len(data) || (data[i] != '}' && data[i] != ']') {
+// trailingComma reports whether the offending byte is a '}' or ']' whose
+// previous non-space character is a comma: the enhancement's samples, and
+// the most common hand-written JSON mistake.
+func trailingComma(data []byte, at int) bool {
+	i := at
+	if i >= len(data) || (data[i] != '}' && data[i] != ']') {
 		return false
 	}
 	for i--; i >= 0; i-- {
@@ -193,7 +230,7 @@ func trailingComma(data []byte, offset int64) bool {
 }
 
 func stringField(field string, v json.RawMessage) (string, bool, error) {
-	if len(v) == 0 || string(v) == "null" {
+	if !present(v) {
 		return "", false, nil
 	}
 	var s string
@@ -204,7 +241,7 @@ func stringField(field string, v json.RawMessage) (string, bool, error) {
 }
 
 func intField(field string, v json.RawMessage) (int, bool, error) {
-	if len(v) == 0 || string(v) == "null" {
+	if !present(v) {
 		return 0, false, nil
 	}
 	var n json.Number
@@ -215,13 +252,13 @@ func intField(field string, v json.RawMessage) (int, bool, error) {
 	}
 	i, err := strconv.Atoi(n.String())
 	if err != nil {
-		return 0, true, fieldErr(field, string(v), "must be a whole number", "")
+		return 0, true, fieldErr(field, string(v), "must be a whole number", fmt.Sprintf("write \"%s\" as an integer, e.g. 1300", field))
 	}
 	return i, true, nil
 }
 
 func boolField(field string, v json.RawMessage) (bool, error) {
-	if len(v) == 0 || string(v) == "null" {
+	if !present(v) {
 		return false, nil
 	}
 	var b bool
@@ -275,7 +312,7 @@ func parseType(r *raw, c *NetConf) error {
 	if err != nil {
 		return err
 	}
-	legacyFields := len(r.Subnet) > 0 || len(r.HasExternalConnectivity) > 0
+	legacyFields := present(r.Subnet) || present(r.HasExternalConnectivity)
 	switch {
 	case v == PluginType:
 	case v == legacyPluginType && legacyFields:
@@ -289,13 +326,13 @@ func parseType(r *raw, c *NetConf) error {
 	if err := checkExternalConnectivity(r); err != nil {
 		return err
 	}
-	if len(r.Subnet) > 0 {
-		if len(r.Subnets) > 0 {
+	if present(r.Subnet) {
+		if present(r.Subnets) {
 			return fieldErr("subnet", string(r.Subnet), "is given together with \"subnets\"", "keep only \"subnets\"")
 		}
 		c.Legacy = true
 		// The enhancement's "subnet" is the flat L2 overlay's subnet.
-		r.Subnets = r.Subnet
+		r.Subnets, r.subnetsKey = r.Subnet, "subnet"
 	}
 	return nil
 }
@@ -325,6 +362,12 @@ func parseTopology(r *raw, c *NetConf) error {
 	}
 	switch t := Topology(v); t {
 	case Layer2, Layer3, Localnet:
+		// The enhancement only ever described a flat L2 overlay; mixing
+		// its fields with another topology is a half-migrated config.
+		if c.Legacy && t != Layer2 {
+			return fieldErr("topology", strconv.Quote(v), "cannot be combined with the legacy \"type\": \"ovn-kubernetes\" / \"subnet\" form, which is always layer2",
+				fmt.Sprintf("write \"type\": %q and \"subnets\" instead of \"subnet\"", PluginType))
+		}
 		c.Topology = t
 		return nil
 	}
@@ -332,28 +375,31 @@ func parseTopology(r *raw, c *NetConf) error {
 }
 
 func parseSubnets(r *raw, c *NetConf) error {
-	s, _, err := stringField("subnets", r.Subnets)
+	key := r.subnetsKey
+	s, _, err := stringField(key, r.Subnets)
 	if err != nil {
-		return fieldErr("subnets", string(r.Subnets), "must be a string of comma-separated CIDRs", "write \"subnets\": \"10.128.0.0/16\"")
+		return fieldErr(key, string(r.Subnets), "must be a string of comma-separated CIDRs", fmt.Sprintf("write \"%s\": \"10.128.0.0/16\"", key))
 	}
 	if strings.TrimSpace(s) == "" {
 		if c.Topology == Layer3 {
-			return fieldErr("subnets", "", "is required for topology layer3", "add e.g. \"subnets\": \"10.128.0.0/16/24\" (cluster CIDR / per-node prefix)")
+			return fieldErr(key, "", "is required for topology layer3", "add e.g. \"subnets\": \"10.128.0.0/16/24\" (cluster CIDR / per-node prefix)")
 		}
 		return nil
 	}
 	for _, entry := range strings.Split(s, ",") {
 		entry = strings.TrimSpace(entry)
 		if entry == "" {
-			return fieldErr("subnets", strconv.Quote(s), "has an empty entry", "remove the extra comma")
+			return fieldErr(key, strconv.Quote(s), "has an empty entry", "remove the extra comma")
 		}
-		sn, err := parseSubnet(entry, c.Topology)
+		sn, err := parseSubnet(key, entry, c.Topology)
 		if err != nil {
 			return err
 		}
+		// Overlapping subnets would hand the same address out twice, or
+		// route one range two ways between node switches.
 		for _, prev := range c.Subnets {
 			if prev.CIDR.Overlaps(sn.CIDR) {
-				return fieldErr("subnets", strconv.Quote(s), fmt.Sprintf("%s overlaps %s", sn.CIDR, prev.CIDR), "list each range once, without overlaps")
+				return fieldErr(key, strconv.Quote(s), fmt.Sprintf("%s overlaps %s", sn.CIDR, prev.CIDR), "list each range once, without overlaps")
 			}
 		}
 		c.Subnets = append(c.Subnets, sn)
@@ -361,52 +407,79 @@ func parseSubnets(r *raw, c *NetConf) error {
 	return nil
 }
 
-func parseSubnet(entry string, topo Topology) (Subnet, error) {
-	parts := strings.Split(entry, "/")
+// parseSubnet parses "cidr" or, on layer3, "cidr/hostPrefix".
+func parseSubnet(field, entry string, topo Topology) (Subnet, error) {
 	var sn Subnet
-	switch len(parts) {
-	case 2:
-	case 3:
-		if topo != Layer3 {
-			return sn, fieldErr("subnets", strconv.Quote(entry), "the cidr/hostPrefix form only applies to topology layer3", "drop the /hostPrefix, or use \"topology\": \"layer3\"")
-		}
-		hp, err := strconv.Atoi(parts[2])
-		if err != nil {
-			return sn, fieldErr("subnets", strconv.Quote(entry), "host prefix is not a number", "write cidr/hostPrefix, e.g. 10.128.0.0/16/24")
-		}
-		sn.HostPrefix = hp
-	default:
-		return sn, fieldErr("subnets", strconv.Quote(entry), "is not a CIDR", "write e.g. 10.128.0.0/24 or fd00:10::/64")
-	}
-	cidr := parts[0] + "/" + parts[1]
+	cidr, hostPrefix, hasHostPrefix := splitHostPrefix(entry)
 	p, err := netip.ParsePrefix(cidr)
 	if err != nil {
-		return sn, fieldErr("subnets", strconv.Quote(entry), "is not a valid CIDR", "write e.g. 10.128.0.0/24 or fd00:10::/64")
+		return sn, fieldErr(field, strconv.Quote(entry), "is not a valid CIDR", "write e.g. 10.128.0.0/24 or fd00:10::/64")
 	}
 	if p != p.Masked() {
-		return sn, fieldErr("subnets", strconv.Quote(entry), "host bits are set", fmt.Sprintf("write %q", p.Masked().String()))
+		fix := fmt.Sprintf("write %q", p.Masked().String())
+		if hasHostPrefix {
+			fix = fmt.Sprintf("write %q", p.Masked().String()+"/"+hostPrefix)
+		}
+		return sn, fieldErr(field, strconv.Quote(entry), "host bits are set", fix)
 	}
 	sn.CIDR = p
+	if hasHostPrefix && topo != Layer3 {
+		return sn, fieldErr(field, strconv.Quote(entry), "the cidr/hostPrefix form only applies to topology layer3",
+			fmt.Sprintf("drop the /hostPrefix (write %q), or use \"topology\": \"layer3\"", p.String()))
+	}
 	if topo != Layer3 {
 		return sn, nil
 	}
-	maxBits := p.Addr().BitLen()
-	if sn.HostPrefix == 0 {
-		sn.HostPrefix = 24
-		if p.Addr().Is6() {
-			sn.HostPrefix = 64
+	hp, err := hostPrefixLen(hostPrefix, hasHostPrefix, p)
+	if err != nil {
+		return sn, fieldErr(field, strconv.Quote(entry), "host prefix is not a number", "write cidr/hostPrefix, e.g. 10.128.0.0/16/24")
+	}
+	sn.HostPrefix = hp
+	return sn, checkHostPrefix(field, entry, sn)
+}
+
+// splitHostPrefix splits "10.128.0.0/16/24" into "10.128.0.0/16" and "24".
+// Only a third '/'-separated part counts: anything else is left for
+// netip.ParsePrefix to reject with its own message.
+func splitHostPrefix(entry string) (cidr, hostPrefix string, ok bool) {
+	if strings.Count(entry, "/") != 2 {
+		return entry, "", false
+	}
+	i := strings.LastIndexByte(entry, '/')
+	return entry[:i], entry[i+1:], true
+}
+
+// hostPrefixLen returns the written per-node prefix length, or the
+// OVN-Kubernetes default (/24 for IPv4, /64 for IPv6) when omitted.
+func hostPrefixLen(s string, given bool, cluster netip.Prefix) (int, error) {
+	if !given {
+		if cluster.Addr().Is6() {
+			return 64, nil
 		}
+		return 24, nil
 	}
-	// A node subnet must hold a gateway and at least one pod.
-	limit := maxBits
+	// Digits only: Atoi would also take "+24", and "" must not silently
+	// become the default.
+	if s == "" || len(s) > 3 || strings.Trim(s, "0123456789") != "" {
+		return 0, strconv.ErrSyntax
+	}
+	return strconv.Atoi(s)
+}
+
+// checkHostPrefix makes sure the cluster CIDR really splits into node
+// subnets, each holding a gateway and at least one pod.
+func checkHostPrefix(field, entry string, sn Subnet) error {
+	p := sn.CIDR
+	limit := p.Addr().BitLen()
 	if p.Addr().Is4() {
-		limit = 30
+		limit = 30 // network, gateway, pod, broadcast
 	}
-	if sn.HostPrefix <= p.Bits() || sn.HostPrefix > limit {
-		return sn, fieldErr("subnets", strconv.Quote(entry), fmt.Sprintf("per-node prefix /%d must be longer than the cluster prefix /%d and at most /%d", sn.HostPrefix, p.Bits(), limit),
-			fmt.Sprintf("write e.g. %s/%d", p, min(p.Bits()+8, limit)))
+	if sn.HostPrefix > p.Bits() && sn.HostPrefix <= limit {
+		return nil
 	}
-	return sn, nil
+	return fieldErr(field, strconv.Quote(entry),
+		fmt.Sprintf("per-node prefix /%d must be longer than the cluster prefix /%d and at most /%d", sn.HostPrefix, p.Bits(), limit),
+		fmt.Sprintf("write e.g. %s/%d", p, min(p.Bits()+8, limit)))
 }
 
 func parseExcludes(r *raw, c *NetConf) error {
@@ -419,22 +492,30 @@ func parseExcludes(r *raw, c *NetConf) error {
 	}
 	for _, entry := range strings.Split(s, ",") {
 		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			return fieldErr("excludeSubnets", strconv.Quote(s), "has an empty entry", "remove the extra comma")
+		}
 		p, err := parsePrefixOrAddr(entry)
 		if err != nil {
 			return fieldErr("excludeSubnets", strconv.Quote(entry), "is not a CIDR or IP address", "write e.g. 10.128.0.0/29 or 10.128.0.1")
 		}
-		inside := false
-		for _, sn := range c.Subnets {
-			if sn.CIDR.Contains(p.Addr()) && sn.CIDR.Bits() <= p.Bits() {
-				inside = true
-			}
-		}
-		if !inside {
+		// An exclude outside every subnet excludes nothing: almost always a
+		// typo that would leave the intended addresses allocatable.
+		if !insideAny(p, c.Subnets) {
 			return fieldErr("excludeSubnets", strconv.Quote(entry), "is not inside any of \"subnets\"", "exclude only ranges of the network's subnets")
 		}
 		c.ExcludeSubnets = append(c.ExcludeSubnets, p.Masked())
 	}
 	return nil
+}
+
+func insideAny(p netip.Prefix, subnets []Subnet) bool {
+	for _, sn := range subnets {
+		if sn.CIDR.Contains(p.Addr()) && sn.CIDR.Bits() <= p.Bits() {
+			return true
+		}
+	}
+	return false
 }
 
 // parsePrefixOrAddr accepts a CIDR or a bare address (as a host prefix).
@@ -500,10 +581,12 @@ func parseLocalnet(r *raw, c *NetConf) error {
 	if err != nil {
 		return err
 	}
-	phys, hasPhys, err := stringField("physicalNetworkName", r.PhysicalNetworkName)
+	phys, _, err := stringField("physicalNetworkName", r.PhysicalNetworkName)
 	if err != nil {
 		return err
 	}
+	// An empty name means "use the network name", so it is as good as absent.
+	hasPhys := phys != ""
 	if c.Topology != Localnet {
 		if hasVLAN {
 			return fieldErr("vlanID", strconv.Itoa(vlan), "only applies to topology localnet", "remove it, or use \"topology\": \"localnet\"")
@@ -529,7 +612,8 @@ func parseRuntimeConfig(r *raw, c *NetConf) error {
 		MAC string   `json:"mac"`
 	}
 	if err := json.Unmarshal(r.RuntimeConfig, &rc); err != nil {
-		return fieldErr("runtimeConfig", string(r.RuntimeConfig), "must be an object with \"ips\" (list of strings) and \"mac\" (string)", "")
+		return fieldErr("runtimeConfig", string(r.RuntimeConfig), "must be an object with \"ips\" (list of strings) and \"mac\" (string)",
+			"write e.g. {\"ips\": [\"10.128.0.10/24\"], \"mac\": \"0a:58:0a:80:00:0a\"}")
 	}
 	ips, err := parseIPList("runtimeConfig.ips", rc.IPs)
 	if err != nil {
@@ -546,9 +630,35 @@ func parseRuntimeConfig(r *raw, c *NetConf) error {
 	return nil
 }
 
-// parseIPList parses requested addresses. A bare address takes the prefix
-// length of nothing we know here, so it becomes a host prefix; the daemon
-// widens it to its subnet's length when it falls inside one.
+// widenRuntimeIPs gives a bare requested address the prefix length of the
+// subnet it falls in (the per-node length on layer3), so the pod gets the
+// on-link route it expects; outside every subnet it stays a host prefix.
+// CNI_ARGS IPs cannot be widened here: ParseArgs does not see the subnets.
+func widenRuntimeIPs(_ *raw, c *NetConf) error {
+	for i, p := range c.RuntimeConfig.IPs {
+		if p.Bits() != p.Addr().BitLen() {
+			continue
+		}
+		for _, sn := range c.Subnets {
+			if sn.CIDR.Contains(p.Addr()) {
+				c.RuntimeConfig.IPs[i] = netip.PrefixFrom(p.Addr(), podPrefixLen(sn))
+			}
+		}
+	}
+	return nil
+}
+
+// podPrefixLen is the prefix length of the subnet a pod's address lives
+// in: the node subnet on layer3, the whole subnet otherwise.
+func podPrefixLen(sn Subnet) int {
+	if sn.HostPrefix > 0 {
+		return sn.HostPrefix
+	}
+	return sn.CIDR.Bits()
+}
+
+// parseIPList parses requested addresses; a bare address becomes a host
+// prefix.
 func parseIPList(field string, list []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, s := range list {
@@ -590,9 +700,19 @@ func (c *NetConf) Fingerprint() string {
 	sort.Strings(subnets)
 	sort.Strings(excludes)
 	canonical := fmt.Sprintf("topology=%s;subnets=%s;exclude=%s;mtu=%d;vlan=%d;phys=%s;persistent=%t",
-		c.Topology, strings.Join(subnets, ","), strings.Join(excludes, ","), c.MTU, c.VLANID, c.PhysicalNetworkName, c.AllowPersistentIPs)
+		c.Topology, strings.Join(subnets, ","), strings.Join(excludes, ","), c.MTU, c.VLANID, c.physicalNetwork(), c.AllowPersistentIPs)
 	sum := sha256.Sum256([]byte(canonical))
 	return hex.EncodeToString(sum[:16])
+}
+
+// physicalNetwork is the localnet's bridge mapping name: an empty
+// physicalNetworkName means the network name, so both spellings are the
+// same shape.
+func (c *NetConf) physicalNetwork() string {
+	if c.Topology == Localnet && c.PhysicalNetworkName == "" {
+		return c.Name
+	}
+	return c.PhysicalNetworkName
 }
 
 // Args is what the daemon uses from CNI_ARGS.
@@ -621,12 +741,18 @@ func ParseArgs(s string) (Args, error) {
 		case "K8S_POD_INFRA_CONTAINER_ID":
 			a.InfraContainerID = v
 		case "IP":
+			if v == "" {
+				continue // an empty value requests nothing
+			}
 			ips, err := parseIPList("CNI_ARGS IP", strings.Split(v, ","))
 			if err != nil {
 				return a, err
 			}
 			a.IPs = ips
 		case "MAC":
+			if v == "" {
+				continue
+			}
 			mac, err := parseMAC("CNI_ARGS MAC", v)
 			if err != nil {
 				return a, err

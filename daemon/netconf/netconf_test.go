@@ -2,6 +2,8 @@ package netconf
 
 import (
 	"errors"
+	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -129,7 +131,43 @@ func TestInvalidConfigs(t *testing.T) {
 		{"runtime ip twice", conf(`,"topology":"layer2","runtimeConfig":{"ips":["10.0.0.1/24","10.0.0.1/24"]}`), "runtimeConfig.ips", "once"},
 		{"runtime mac multicast", conf(`,"topology":"layer2","runtimeConfig":{"mac":"01:00:5e:00:00:01"}`), "runtimeConfig.mac", "unicast"},
 		{"runtime mac garbage", conf(`,"topology":"layer2","runtimeConfig":{"mac":"zz"}`), "runtimeConfig.mac", "6-byte"},
-		{"runtime config wrong shape", conf(`,"topology":"layer2","runtimeConfig":{"ips":"10.0.0.1"}`), "runtimeConfig", "list of strings"},
+		{"runtime config wrong shape", conf(`,"topology":"layer2","runtimeConfig":{"ips":"10.0.0.1"}`), "runtimeConfig", "write e.g."},
+		{"runtime mac broadcast", conf(`,"topology":"layer2","runtimeConfig":{"mac":"ff:ff:ff:ff:ff:ff"}`), "runtimeConfig.mac", "unicast"},
+		{"runtime mac zero", conf(`,"topology":"layer2","runtimeConfig":{"mac":"00:00:00:00:00:00"}`), "runtimeConfig.mac", "unicast"},
+		{"trailing comma in array", []byte(`{"cniVersion":"1.0.0","name":"n","type":"ovn-k8s-cni-overlay","topology":"layer2","x":[1,2, ]}`), "(config)", "remove the trailing comma"},
+		{"empty config", []byte(``), "(config)", "JSON"},
+		{"empty cniVersion", []byte(`{"cniVersion":"","name":"n","type":"ovn-k8s-cni-overlay","topology":"layer2"}`), "cniVersion", "0.4.0"},
+		{"name with slash", []byte(`{"cniVersion":"1.0.0","name":"a/b","type":"ovn-k8s-cni-overlay","topology":"layer2"}`), "name", "rename"},
+		{"missing type", []byte(`{"cniVersion":"1.0.0","name":"n","topology":"layer2"}`), "type", "ovn-k8s-cni-overlay"},
+		{"legacy type with null subnet", []byte(`{"cniVersion":"1.0.0","name":"n","type":"ovn-kubernetes","subnet":null}`), "type", "ovn-k8s-cni-overlay"},
+		{"legacy form with layer3", []byte(`{"cniVersion":"1.0.0","name":"n","type":"ovn-kubernetes","subnet":"10.0.0.0/16","topology":"layer3"}`), "topology", "\"subnets\" instead of \"subnet\""},
+		{"legacy subnet names its key", []byte(`{"cniVersion":"1.0.0","name":"n","type":"ovn-kubernetes","subnet":"10.0.0.1/24"}`), "subnet", `"10.0.0.0/24"`},
+		{"legacy external connectivity not bool", []byte(`{"cniVersion":"1.0.0","name":"n","type":"ovn-kubernetes","has_external_connectivity":"no"}`), "has_external_connectivity", "true or false"},
+		{"topology not a string", conf(`,"topology":2`), "topology", "string"},
+		{"host bits set with host prefix", conf(`,"topology":"layer3","subnets":"10.128.0.5/16/24"`), "subnets", `"10.128.0.0/16/24"`},
+		{"v6 host bits set", conf(`,"topology":"layer2","subnets":"fd00::1/64"`), "subnets", `"fd00::/64"`},
+		{"v6 host prefix on localnet", conf(`,"topology":"localnet","subnets":"fd00:10::/48/64"`), "subnets", "drop the /hostPrefix"},
+		{"explicit host prefix zero", conf(`,"topology":"layer3","subnets":"10.0.0.0/16/0"`), "subnets", "10.0.0.0/16/24"},
+		{"empty host prefix", conf(`,"topology":"layer3","subnets":"10.0.0.0/16/"`), "subnets", "cidr/hostPrefix"},
+		{"signed host prefix", conf(`,"topology":"layer3","subnets":"10.0.0.0/16/+24"`), "subnets", "cidr/hostPrefix"},
+		{"v4 host prefix 32", conf(`,"topology":"layer3","subnets":"10.0.0.0/16/32"`), "subnets", "at most /30"},
+		{"v6 host prefix beyond 128", conf(`,"topology":"layer3","subnets":"fd00::/48/129"`), "subnets", "at most /128"},
+		{"cidr without length", conf(`,"topology":"layer2","subnets":"10.0.0.0"`), "subnets", "10.128.0.0/24"},
+		{"too many slashes", conf(`,"topology":"layer3","subnets":"10.0.0.0/16/24/28"`), "subnets", "10.128.0.0/24"},
+		{"dual stack overlap v6", conf(`,"topology":"layer2","subnets":"10.0.0.0/24,fd00::/48,fd00:0:0:1::/64"`), "subnets", "without overlaps"},
+		{"duplicate subnet", conf(`,"topology":"layer3","subnets":"10.0.0.0/16/24,10.0.0.0/16/24"`), "subnets", "without overlaps"},
+		{"only commas", conf(`,"topology":"layer2","subnets":","`), "subnets", "extra comma"},
+		{"exclude empty entry", conf(`,"topology":"layer2","subnets":"10.0.0.0/24","excludeSubnets":"10.0.0.1,"`), "excludeSubnets", "extra comma"},
+		{"exclude not a string", conf(`,"topology":"layer2","subnets":"10.0.0.0/24","excludeSubnets":["10.0.0.1"]`), "excludeSubnets", "string"},
+		{"mtu too small for ipv4", conf(`,"topology":"layer2","subnets":"10.0.0.0/24","mtu":575`), "mtu", "576"},
+		{"mtu too large", conf(`,"topology":"layer2","mtu":65536`), "mtu", "65535"},
+		{"mtu bool", conf(`,"topology":"layer2","mtu":true`), "mtu", "without quotes"},
+		{"nad name empty parts", conf(`,"topology":"layer2","netAttachDefName":"/"`), "netAttachDefName", "<namespace>/<name>"},
+		{"nad name dotted namespace", conf(`,"topology":"layer2","netAttachDefName":"a.b/net"`), "netAttachDefName", "left-one/l3-network"},
+		{"nad name three parts", conf(`,"topology":"layer2","netAttachDefName":"a/b/c"`), "netAttachDefName", "<namespace>/<name>"},
+		{"vlan zero", conf(`,"topology":"localnet","vlanID":0`), "vlanID", "omit it"},
+		{"vlan as string", conf(`,"topology":"localnet","vlanID":"10"`), "vlanID", "without quotes"},
+		{"physical network not a string", conf(`,"topology":"localnet","physicalNetworkName":1`), "physicalNetworkName", "string"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -170,6 +208,52 @@ func TestValidConfigs(t *testing.T) {
 			return len(c.PrevResult) > 0
 		}},
 		{"every version", []byte(`{"cniVersion":"1.1.0","name":"n","type":"ovn-k8s-cni-overlay","topology":"layer2"}`), func(c *NetConf) bool { return c.CNIVersion == "1.1.0" }},
+		{"version 0.4.0", []byte(`{"cniVersion":"0.4.0","name":"n","type":"ovn-k8s-cni-overlay","topology":"layer2"}`), func(c *NetConf) bool { return c.CNIVersion == "0.4.0" }},
+		{"name charset and max length", []byte(`{"cniVersion":"1.0.0","name":"A.b_c-9` + strings.Repeat("x", 121) + `","type":"ovn-k8s-cni-overlay","topology":"layer2"}`), func(c *NetConf) bool {
+			return len(c.Name) == 128
+		}},
+		{"sorted keys as Multus writes them", []byte(`{"cniVersion":"0.3.1","mtu":1300,"name":"n","netAttachDefName":"ns/n","subnets":"10.0.0.0/24","topology":"layer2","type":"ovn-k8s-cni-overlay"}`), func(c *NetConf) bool {
+			return c.MTU == 1300 && c.NADName == "ns/n"
+		}},
+		{"null fields are absent", conf(`,"topology":"layer2","subnets":null,"mtu":null,"prevResult":null,"runtimeConfig":null`), func(c *NetConf) bool {
+			return c.Subnets == nil && c.MTU == 0 && c.PrevResult == nil
+		}},
+		{"mtu zero means default", conf(`,"topology":"layer2","mtu":0`), func(c *NetConf) bool { return c.MTU == 0 }},
+		{"mtu bounds v4", conf(`,"topology":"layer2","subnets":"10.0.0.0/24","mtu":576`), func(c *NetConf) bool { return c.MTU == 576 }},
+		{"mtu bounds v6", conf(`,"topology":"layer2","subnets":"fd00::/64","mtu":1280`), func(c *NetConf) bool { return c.MTU == 1280 }},
+		{"mtu max", conf(`,"topology":"layer2","mtu":65535`), func(c *NetConf) bool { return c.MTU == 65535 }},
+		{"layer3 explicit v4 host prefix", conf(`,"topology":"layer3","subnets":"10.0.0.0/16/30"`), func(c *NetConf) bool { return c.Subnets[0].HostPrefix == 30 }},
+		{"layer3 dual stack", conf(`,"topology":"layer3","subnets":"10.128.0.0/16/24, fd00:10::/48/64"`), func(c *NetConf) bool {
+			return len(c.Subnets) == 2 && c.Subnets[1].CIDR.String() == "fd00:10::/48" && c.Subnets[1].HostPrefix == 64
+		}},
+		{"localnet subnets without host prefix", conf(`,"topology":"localnet","subnets":"192.168.0.0/24"`), func(c *NetConf) bool {
+			return c.Subnets[0].HostPrefix == 0 && c.VLANID == 0 && c.PhysicalNetworkName == ""
+		}},
+		{"localnet vlan bounds", conf(`,"topology":"localnet","vlanID":4094`), func(c *NetConf) bool { return c.VLANID == 4094 }},
+		{"localnet persistent IPs", conf(`,"topology":"localnet","allowPersistentIPs":true`), func(c *NetConf) bool { return c.AllowPersistentIPs }},
+		{"empty physical network on layer2", conf(`,"topology":"layer2","physicalNetworkName":""`), func(c *NetConf) bool { return c.PhysicalNetworkName == "" }},
+		{"persistent IPs false on layer3", conf(`,"topology":"layer3","subnets":"10.0.0.0/16","allowPersistentIPs":false`), func(c *NetConf) bool { return !c.AllowPersistentIPs }},
+		{"nad name dotted name", conf(`,"topology":"layer2","netAttachDefName":"left-one/net.v1"`), func(c *NetConf) bool { return c.NADName == "left-one/net.v1" }},
+		{"exclude v6 and host bits", conf(`,"topology":"layer3","subnets":"10.0.0.0/16,fd00::/48","excludeSubnets":"fd00::1,10.0.1.7/24"`), func(c *NetConf) bool {
+			return c.ExcludeSubnets[0].String() == "fd00::1/128" && c.ExcludeSubnets[1].String() == "10.0.1.0/24"
+		}},
+		{"bare runtime IPs take the subnet length", conf(`,"topology":"layer2","subnets":"10.0.0.0/24,fd00::/64","runtimeConfig":{"ips":["10.0.0.5","fd00::5","192.168.1.1","10.0.0.6/32"]}`), func(c *NetConf) bool {
+			got := fmt.Sprint(c.RuntimeConfig.IPs)
+			return got == "[10.0.0.5/24 fd00::5/64 192.168.1.1/32 10.0.0.6/24]"
+		}},
+		{"bare runtime IP on layer3 takes the node prefix", conf(`,"topology":"layer3","subnets":"10.128.0.0/16/24","runtimeConfig":{"ips":["10.128.3.5","10.128.3.6/16"]}`), func(c *NetConf) bool {
+			return fmt.Sprint(c.RuntimeConfig.IPs) == "[10.128.3.5/24 10.128.3.6/16]"
+		}},
+		{"runtime config extra keys", conf(`,"topology":"layer2","runtimeConfig":{"portMappings":[],"mac":"02:00:00:00:00:01"}`), func(c *NetConf) bool {
+			return c.RuntimeConfig.MAC.String() == "02:00:00:00:00:01" && c.RuntimeConfig.IPs == nil
+		}},
+		{"legacy form with explicit layer2 and external connectivity false", []byte(`{"cniVersion":"0.3.1","name":"n","type":"ovn-kubernetes","topology":"layer2","subnet":"10.10.10.0/24","has_external_connectivity":false}`), func(c *NetConf) bool {
+			return c.Legacy && c.Topology == Layer2 && c.Type == "ovn-kubernetes"
+		}},
+		{"legacy form without subnet", []byte(`{"cniVersion":"0.3.1","name":"n","type":"ovn-kubernetes","has_external_connectivity":false}`), func(c *NetConf) bool {
+			return c.Legacy && c.Topology == Layer2 && len(c.Subnets) == 0
+		}},
+		{"new form is not legacy", conf(`,"topology":"layer2"`), func(c *NetConf) bool { return !c.Legacy && c.Type == PluginType }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -197,15 +281,67 @@ func TestFingerprint(t *testing.T) {
 	if a != same {
 		t.Error("cniVersion, NAD name, runtimeConfig or subnet order changed the fingerprint")
 	}
+	localnet := fp(`{"cniVersion":"1.0.0","name":"phys","type":"ovn-k8s-cni-overlay","topology":"localnet"}`)
+	if localnet != fp(`{"cniVersion":"1.0.0","name":"phys","type":"ovn-k8s-cni-overlay","topology":"localnet","physicalNetworkName":"phys"}`) {
+		t.Error("an empty physicalNetworkName and the network name are the same network but fingerprint differently")
+	}
+	if localnet == fp(`{"cniVersion":"1.0.0","name":"phys","type":"ovn-k8s-cni-overlay","topology":"localnet","physicalNetworkName":"other"}`) {
+		t.Error("a different physicalNetworkName has the same fingerprint")
+	}
+	legacy := fp(`{"cniVersion":"0.3.1","name":"n","type":"ovn-kubernetes","subnet":"10.0.0.0/24"}`)
+	if legacy != fp(`{"cniVersion":"0.3.1","name":"n","type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":"10.0.0.0/24"}`) {
+		t.Error("the legacy form and its layer2 equivalent fingerprint differently")
+	}
+	if fp(`{"cniVersion":"0.3.1","name":"n","type":"ovn-k8s-cni-overlay","topology":"layer3","subnets":"10.0.0.0/16"}`) !=
+		fp(`{"cniVersion":"0.3.1","name":"n","type":"ovn-k8s-cni-overlay","topology":"layer3","subnets":"10.0.0.0/16/24"}`) {
+		t.Error("an omitted layer3 host prefix and its default /24 fingerprint differently")
+	}
 	for _, other := range []string{
 		`{"cniVersion":"0.3.1","name":"n","type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":"10.0.0.0/24"}`,
 		`{"cniVersion":"0.3.1","name":"n","type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":"10.0.0.0/24,fd00::/64","mtu":1300}`,
 		`{"cniVersion":"0.3.1","name":"n","type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":"10.0.0.0/24,fd00::/64","excludeSubnets":"10.0.0.1"}`,
 		`{"cniVersion":"0.3.1","name":"n","type":"ovn-k8s-cni-overlay","topology":"layer3","subnets":"10.0.0.0/24/28,fd00::/64/80"}`,
+		`{"cniVersion":"0.3.1","name":"n","type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":"10.0.0.0/24,fd00::/64","allowPersistentIPs":true}`,
+		`{"cniVersion":"0.3.1","name":"n","type":"ovn-k8s-cni-overlay","topology":"localnet","subnets":"10.0.0.0/24,fd00::/64"}`,
+		`{"cniVersion":"0.3.1","name":"n","type":"ovn-k8s-cni-overlay","topology":"localnet","subnets":"10.0.0.0/24,fd00::/64","vlanID":7}`,
 	} {
 		if fp(other) == a {
 			t.Errorf("%s has the same fingerprint as a different shape", other)
 		}
+	}
+}
+
+func TestFieldErrorMessage(t *testing.T) {
+	_, err := Parse(conf(`,"topology":"layer2","subnets":"10.128.0.5/16"`))
+	want := `network config field "subnets" ("10.128.0.5/16"): host bits are set; write "10.128.0.0/16"`
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
+	}
+	_, err = ParseArgs("IP=nope")
+	if err == nil || !strings.HasPrefix(err.Error(), `CNI_ARGS key "IP" ("nope")`) {
+		t.Errorf("CNI_ARGS error reads %v", err)
+	}
+	long := &FieldError{Field: "f", Value: strings.Repeat("v", 1000), Problem: "p", Fix: "x"}
+	if len(long.Error()) > 200 {
+		t.Errorf("a long value is echoed in full: %d bytes", len(long.Error()))
+	}
+}
+
+func TestSyntaxErrorPosition(t *testing.T) {
+	_, err := Parse([]byte(enhancementFlat))
+	var fe *FieldError
+	if !errors.As(err, &fe) {
+		t.Fatal(err)
+	}
+	// The "}" after the trailing comma is on line 6, column 9 (byte 160).
+	for _, want := range []string{"line 6", "column 9", "byte offset 160"} {
+		if !strings.Contains(fe.Problem, want) {
+			t.Errorf("problem %q does not say %q", fe.Problem, want)
+		}
+	}
+	_, err = Parse([]byte(`{"cniVersion": x}`))
+	if !errors.As(err, &fe) || strings.Contains(fe.Fix, "trailing comma") || !strings.Contains(fe.Problem, "line 1") {
+		t.Errorf("non-comma syntax error: %v", err)
 	}
 }
 
@@ -231,6 +367,24 @@ func TestParseArgs(t *testing.T) {
 	if a, err := ParseArgs(""); err != nil || a.PodName != "" {
 		t.Errorf("empty CNI_ARGS: %+v %v", a, err)
 	}
+	for _, tt := range []struct{ args, field string }{
+		{"IP=10.0.0.5/24,", "CNI_ARGS IP"},
+		{"IP=10.0.0.5,10.0.0.5", "CNI_ARGS IP"},
+		{"MAC=zz", "CNI_ARGS MAC"},
+		{"MAC=00:00:00:00:00:00", "CNI_ARGS MAC"},
+		{"K8S_POD_NAME=p;MAC=01:00:5e:00:00:01", "CNI_ARGS MAC"},
+	} {
+		_, err := ParseArgs(tt.args)
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != tt.field {
+			t.Errorf("ParseArgs(%q) = %v, want a FieldError on %s", tt.args, err, tt.field)
+		}
+	}
+	// Malformed segments, empty values and bare IPs are tolerated.
+	a, err = ParseArgs("IgnoreUnknown=1;;junk;IP=;MAC=;K8S_POD_NAME=p;IP= 10.0.0.7 ")
+	if err != nil || a.PodName != "p" || a.MAC != nil || len(a.IPs) != 1 || a.IPs[0] != netip.MustParsePrefix("10.0.0.7/32") {
+		t.Errorf("tolerant parse: %+v %v", a, err)
+	}
 }
 
 func FuzzParse(f *testing.F) {
@@ -247,6 +401,43 @@ func FuzzParse(f *testing.F) {
 			if !errors.As(err, &fe) {
 				t.Fatalf("error is not a FieldError: %v", err)
 			}
+			_ = fe.Error()
+			return
+		}
+		checkInvariants(t, c)
+		_ = c.Fingerprint()
+	})
+}
+
+// checkInvariants is what the daemon relies on from an accepted config.
+func checkInvariants(t *testing.T, c *NetConf) {
+	t.Helper()
+	if c.Topology != Layer2 && c.Topology != Layer3 && c.Topology != Localnet {
+		t.Fatalf("accepted topology %q", c.Topology)
+	}
+	if c.Topology == Layer3 && len(c.Subnets) == 0 {
+		t.Fatal("accepted layer3 without subnets")
+	}
+	for _, sn := range c.Subnets {
+		if !sn.CIDR.IsValid() || sn.CIDR != sn.CIDR.Masked() {
+			t.Fatalf("accepted subnet %v", sn.CIDR)
+		}
+		if (c.Topology == Layer3) != (sn.HostPrefix > sn.CIDR.Bits()) {
+			t.Fatalf("subnet %v has host prefix %d on %s", sn.CIDR, sn.HostPrefix, c.Topology)
+		}
+	}
+	if c.MTU < 0 || c.MTU > 65535 || c.VLANID < 0 || c.VLANID > 4094 {
+		t.Fatalf("accepted mtu %d vlan %d", c.MTU, c.VLANID)
+	}
+}
+
+func FuzzParseArgs(f *testing.F) {
+	f.Add("IgnoreUnknown=1;K8S_POD_NAMESPACE=ns;K8S_POD_NAME=p;IP=10.0.0.5/24,fd00::5;MAC=0a:58:0a:00:00:05")
+	f.Fuzz(func(t *testing.T, s string) {
+		_, err := ParseArgs(s)
+		var fe *FieldError
+		if err != nil && !errors.As(err, &fe) {
+			t.Fatalf("error is not a FieldError: %v", err)
 		}
 	})
 }
