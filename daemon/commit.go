@@ -63,6 +63,9 @@ func (n *network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
 	for attempt := 1; ; attempt++ {
+		// Taken before the read: a change landing after the read but
+		// before the wait must still wake us.
+		changed := nb.Changed()
 		ls, ok := nb.Switch(n.switchName)
 		if !ok {
 			finishAll(batch, fmt.Errorf("logical switch %s vanished from the NB", n.switchName))
@@ -96,8 +99,11 @@ func (n *network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
 			sets.add(n.name, ready[i].req.namespace, r.addrs)
 		}
 		change.AddressSets = sets.changes()
-		changed := nb.Changed()
+		begin := time.Now()
 		uuids, err := nb.ApplyPorts(ctx, change)
+		// One line per NB port transaction: batch sizes, conflicts and
+		// their cost are what to look at when a burst is slow.
+		n.log.Debug("nb port transaction", "ports", len(ready), "attempt", attempt, "took", time.Since(begin), "err", err)
 		if err == nil {
 			if n.guarded {
 				// Hold the committer until the cache shows the new

@@ -101,7 +101,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		d.Close()
 		return nil, err
 	}
-	d.networks = newNetworks(d.nb, d.cfg.NodeName)
+	d.networks = newNetworks(d.nb, d.cfg.NodeName, d.log)
 	d.defaultMTU = d.underlayMTU(chassis.EncapIP)
 	if d.userspaceDatapath, err = d.ovs.UserspaceDatapath(); err != nil {
 		d.log.Warn("cannot read the integration bridge yet; assuming the kernel datapath", "err", err)

@@ -58,6 +58,9 @@ func (ns *networks) setUpLayer3(ctx context.Context, n *network) error {
 // what was read. A lost race costs one re-read.
 func (ns *networks) claimNodeSubnets(ctx context.Context, n *network) ([]netip.Prefix, error) {
 	for attempt := 1; attempt <= claimAttempts; attempt++ {
+		// Taken before the read: a change landing after the read but
+		// before the wait must still wake us.
+		changed := ns.nb.Changed()
 		lr, ok := ns.nb.Router(routerName(n.name))
 		if !ok {
 			return nil, fmt.Errorf("router %s vanished from the NB", routerName(n.name))
@@ -73,7 +76,6 @@ func (ns *networks) claimNodeSubnets(ctx context.Context, n *network) ([]netip.P
 		if err != nil {
 			return nil, err
 		}
-		changed := ns.nb.Changed()
 		err = ns.nb.ClaimNode(ctx, ns.nodeClaim(n, lr, subnets))
 		if err == nil || errors.Is(err, ovn.ErrConflict) {
 			// Won: wait to see our claim. Lost: wait to see the winner's.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
@@ -40,18 +41,20 @@ type network struct {
 	// jobs feeds the network's committer, which turns concurrent ADDs into
 	// shared NB transactions.
 	jobs chan *portJob
+	log  *slog.Logger
 }
 
 // networks maps network names to their state, fed by NB cache events.
 type networks struct {
 	nb   *ovn.Northbound
 	node string
+	log  *slog.Logger
 	mu   sync.Mutex
 	m    map[string]*network
 }
 
-func newNetworks(nb *ovn.Northbound, node string) *networks {
-	ns := &networks{nb: nb, node: node, m: map[string]*network{}}
+func newNetworks(nb *ovn.Northbound, node string, log *slog.Logger) *networks {
+	ns := &networks{nb: nb, node: node, log: log, m: map[string]*network{}}
 	nb.AddPortHandler(ns.onPortAdd, ns.onPortDelete)
 	return ns
 }
@@ -88,7 +91,7 @@ func (ns *networks) get(ctx context.Context, conf *netconf.NetConf) (*network, e
 		}
 		return n, nil
 	}
-	n := &network{name: conf.Name, fingerprint: fp, conf: conf, jobs: make(chan *portJob, 1024)}
+	n := &network{name: conf.Name, fingerprint: fp, conf: conf, jobs: make(chan *portJob, 1024), log: ns.log.With("network", conf.Name)}
 	var err error
 	switch conf.Topology {
 	case netconf.Layer2:

@@ -258,7 +258,7 @@ func TestDaemonRestartKeepsState(t *testing.T) {
 	first := podAddrs(t, mustAdd(t, p, "net1", conf))
 
 	daemons[n.Name].Kill()
-	d, err := n.StartDaemon(daemonBin)
+	d, err := n.StartDaemon(daemonBin, "-v")
 	if err != nil {
 		t.Fatal(err)
 	}

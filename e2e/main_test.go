@@ -66,7 +66,7 @@ func run(m *testing.M) int {
 		cluster.Stop()
 	}()
 	for _, n := range cluster.Nodes {
-		p, err := n.StartDaemon(daemonBin)
+		p, err := n.StartDaemon(daemonBin, "-v")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "e2e: daemon:", err)
 			return 1

@@ -77,11 +77,15 @@ func TestConcurrentAddsAcrossNodesGetUniqueAddresses(t *testing.T) {
 
 	// All ADDs at once: every plugin process is started before any is
 	// waited for.
+	logMarks := daemonLogSizes(t)
 	addrs := make([]netip.Addr, total)
 	errs := make([]error, total)
+	took := make([]time.Duration, total)
 	start := time.Now()
 	forEach(total, total, func(i int) {
+		begin := time.Now()
 		res, err := addQuiet(pods[i], "net1", conf)
+		took[i] = time.Since(begin)
 		if err != nil {
 			errs[i] = err
 			return
@@ -105,7 +109,9 @@ func TestConcurrentAddsAcrossNodesGetUniqueAddresses(t *testing.T) {
 	if failed > 0 {
 		t.Fatalf("%d of %d concurrent ADDs failed", failed, total)
 	}
-	t.Logf("%d concurrent ADDs on 2 nodes (one layer2 network) done in %s (%.0f pods/s)", total, elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds())
+	t.Logf("%d concurrent ADDs on 2 nodes (one layer2 network) done in %s (%.0f pods/s); per-ADD latency %s",
+		total, elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds(), percentiles(took))
+	t.Logf("NB port transactions during the burst: %s", nbTransactionStats(t, logMarks))
 
 	owner := map[netip.Addr]int{}
 	for i, a := range addrs {
@@ -169,4 +175,52 @@ func assertAddressSet(t *testing.T, network, namespace string, want []netip.Addr
 	if strings.Join(got, " ") != strings.Join(w, " ") {
 		t.Fatalf("address set of %s/%s has %d addresses, want %d", network, namespace, len(got), len(w))
 	}
+}
+
+func percentiles(d []time.Duration) string {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	at := func(q float64) time.Duration { return s[int(q*float64(len(s)-1))].Round(time.Millisecond) }
+	return fmt.Sprintf("p50 %s p90 %s p99 %s max %s", at(0.5), at(0.9), at(0.99), at(1))
+}
+
+// daemonLogSizes marks where each daemon's log ends now.
+func daemonLogSizes(t *testing.T) map[string]int64 {
+	marks := map[string]int64{}
+	for name, p := range daemons {
+		if fi, err := os.Stat(p.LogPath); err == nil {
+			marks[name] = fi.Size()
+		}
+	}
+	return marks
+}
+
+// nbTransactionStats summarises the daemons' "nb port transaction" debug
+// lines written since marks: how many transactions, how many ports they
+// carried, and how many lost a race (conflict) and were retried.
+func nbTransactionStats(t *testing.T, marks map[string]int64) string {
+	var txns, ports, conflicts int
+	for name, p := range daemons {
+		b, err := os.ReadFile(p.LogPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b[marks[name]:]), "\n") {
+			if !strings.Contains(line, `msg="nb port transaction"`) {
+				continue
+			}
+			txns++
+			if strings.Contains(line, "concurrent NB change") {
+				conflicts++
+				continue
+			}
+			for _, f := range strings.Fields(line) {
+				if v, ok := strings.CutPrefix(f, "ports="); ok {
+					n, _ := strconv.Atoi(v)
+					ports += n
+				}
+			}
+		}
+	}
+	return fmt.Sprintf("%d transactions (%d lost a race and were retried) committed %d ports", txns, conflicts, ports)
 }

@@ -470,7 +470,7 @@ func hostPrefixLen(s string, given bool, cluster netip.Prefix) (int, error) {
 // subnets, each holding a gateway and at least one pod.
 func checkHostPrefix(field, entry string, sn Subnet) error {
 	p := sn.CIDR
-	limit := p.Addr().BitLen()
+	limit := 126 // subnet-router anycast, gateway, two pods
 	if p.Addr().Is4() {
 		limit = 30 // network, gateway, pod, broadcast
 	}

@@ -151,7 +151,7 @@ func TestInvalidConfigs(t *testing.T) {
 		{"empty host prefix", conf(`,"topology":"layer3","subnets":"10.0.0.0/16/"`), "subnets", "cidr/hostPrefix"},
 		{"signed host prefix", conf(`,"topology":"layer3","subnets":"10.0.0.0/16/+24"`), "subnets", "cidr/hostPrefix"},
 		{"v4 host prefix 32", conf(`,"topology":"layer3","subnets":"10.0.0.0/16/32"`), "subnets", "at most /30"},
-		{"v6 host prefix beyond 128", conf(`,"topology":"layer3","subnets":"fd00::/48/129"`), "subnets", "at most /128"},
+		{"v6 host prefix beyond 126", conf(`,"topology":"layer3","subnets":"fd00::/48/129"`), "subnets", "at most /126"},
 		{"cidr without length", conf(`,"topology":"layer2","subnets":"10.0.0.0"`), "subnets", "10.128.0.0/24"},
 		{"too many slashes", conf(`,"topology":"layer3","subnets":"10.0.0.0/16/24/28"`), "subnets", "10.128.0.0/24"},
 		{"dual stack overlap v6", conf(`,"topology":"layer2","subnets":"10.0.0.0/24,fd00::/48,fd00:0:0:1::/64"`), "subnets", "without overlaps"},
