@@ -146,7 +146,9 @@ func (d *Daemon) Add(ctx context.Context, req cniproto.Request) (result json.Raw
 	if err != nil {
 		return nil, fmt.Errorf("pod interface %s in %s: %w", a.ifName, a.netns, err)
 	}
-	undo = append(undo, func(context.Context) error { return netns.Teardown(hostIf) })
+	undo = append(undo, func(context.Context) error {
+		return errors.Join(netns.Teardown(hostIf), netns.TeardownPodSide(a.netns, a.ifName))
+	})
 
 	if err := d.ovs.AddPort(ctx, ovs.PortSpec{Name: hostIf, IfaceID: lsp.Name, MAC: mac.String(), ExternalIDs: map[string]string{
 		ovn.NetworkKey: a.conf.Name, ovn.ContainerIDKey: a.containerID, ovn.IfNameKey: a.ifName,

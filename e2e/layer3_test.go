@@ -8,6 +8,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/ovn-overlay/ovn-overlay/daemon/netconf"
+	"github.com/ovn-overlay/ovn-overlay/sandbox"
 )
 
 // layer3Config is a layer3 NAD config.
@@ -113,4 +114,76 @@ func TestLayer3PodExhaustionInNodeSubnet(t *testing.T) {
 	mustAdd(t, newPod(t, n, "tiny1"), "net1", conf)
 	_, err := add(t, newPod(t, n, "tiny2"), "net1", conf)
 	cniError(t, err, types.ErrInternal, "out of addresses")
+}
+
+func TestReleaseNodeFreesItsSubnetAndPorts(t *testing.T) {
+	network := "l3-release-" + randomID()[:4]
+	conf := layer3Config(network, "10.172.0.0/16/24")
+	n := node(t, 1)
+	p := newPod(t, n, "released")
+	mustAdd(t, p, "net1", conf)
+
+	out, err := sandbox.RunIn("", ctlBin, "--nb-address="+cluster.Central.NB, "release-node", n.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "released node "+n.Name) || !strings.Contains(out, "10.172.") {
+		t.Errorf("release-node printed %q", out)
+	}
+	claims := nbctl(t, "--bare", "--columns=external_ids", "find", "Logical_Router", "name=ovn-overlay."+network+".router")
+	if strings.Contains(claims, "node-subnets/"+n.Name) {
+		t.Errorf("claim of %s survived release: %s", n.Name, claims)
+	}
+	if sw := nbctl(t, "--bare", "--columns=name", "find", "Logical_Switch", "name=ovn-overlay."+network+".node."+n.Name); sw != "" {
+		t.Errorf("node switch survived release: %s", sw)
+	}
+	if ports := nbPorts(t, network); len(ports) != 0 {
+		t.Errorf("ports survived release: %v", ports)
+	}
+	assertAddressSet(t, network, "default", nil)
+
+	// The node comes back: a restarted daemon cleans up the pod's local
+	// leftovers on DEL and claims a subnet again on the next ADD.
+	daemons[n.Name].Kill()
+	d, err := n.StartDaemon(daemonBin, "-v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	daemons[n.Name] = d
+	mustDel(t, p, "net1", conf)
+	q := newPod(t, n, "rejoined")
+	if got := podAddrs(t, mustAdd(t, q, "net1", conf)); len(got) != 1 || !netip.MustParsePrefix("10.172.0.0/16").Contains(got[0].Addr()) {
+		t.Fatalf("rejoined node got %v", got)
+	}
+}
+
+// TestOverlappingNetworksInOnePod attaches each pod to a layer3 network and
+// a layer2 network inside it (as the multi-homing guide's examples do).
+// Replies must leave by the interface the request came in on, or the layer3
+// reply is sent onto the layer2 network's more specific on-link route.
+func TestOverlappingNetworksInOnePod(t *testing.T) {
+	l3 := layer3Config("ov-l3-"+randomID()[:4], "10.200.0.0/16/24")
+	// The layer2 range overlaps node1's layer3 subnet; its addresses start
+	// at .129 so no address is held twice.
+	l2 := layer2Config("ov-l2-"+randomID()[:4], "10.200.0.0/24", map[string]any{"excludeSubnets": "10.200.0.0/25"})
+	var pods []*testPod
+	addrs := map[*testPod]map[string]netip.Addr{}
+	for i := 0; i < 2; i++ {
+		p := newPod(t, node(t, i), "overlap")
+		addrs[p] = map[string]netip.Addr{
+			"net1": podAddrs(t, mustAdd(t, p, "net1", l3))[0].Addr(),
+			"net2": podAddrs(t, mustAdd(t, p, "net2", l2))[0].Addr(),
+		}
+		pods = append(pods, p)
+	}
+	for _, src := range pods {
+		for _, dst := range pods {
+			if src == dst {
+				continue
+			}
+			for _, ifName := range []string{"net1", "net2"} {
+				pingVia(t, src, ifName, addrs[dst][ifName])
+			}
+		}
+	}
 }

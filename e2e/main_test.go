@@ -20,6 +20,7 @@ var (
 	cluster   *sandbox.Cluster
 	pluginBin string
 	daemonBin string
+	ctlBin    string
 	daemons   = map[string]*sandbox.Process{}
 )
 
@@ -42,7 +43,8 @@ func run(m *testing.M) int {
 	defer os.RemoveAll(bin)
 	pluginBin = filepath.Join(bin, "ovn-k8s-cni-overlay")
 	daemonBin = filepath.Join(bin, "ovn-overlayd")
-	for out, pkg := range map[string]string{pluginBin: "../cmd/ovn-k8s-cni-overlay", daemonBin: "../cmd/ovn-overlayd"} {
+	ctlBin = filepath.Join(bin, "ovn-overlayctl")
+	for out, pkg := range map[string]string{pluginBin: "../cmd/ovn-k8s-cni-overlay", daemonBin: "../cmd/ovn-overlayd", ctlBin: "../cmd/ovn-overlayctl"} {
 		if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "e2e: build %s: %v\n%s", pkg, err, b)
 			return 1

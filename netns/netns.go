@@ -224,6 +224,10 @@ func Setup(podNetnsPath string, a Attachment) (res Result, err error) {
 			return Result{}, wrap(fmt.Sprintf("add route %s", routeString(r)), err)
 		}
 	}
+	if err := addSourceRouting(pod, podLink.Attrs().Index, a); err != nil {
+		// Routes go with the link on cleanup; rules must go explicitly.
+		return Result{}, wrap("source-based routing", errors.Join(err, removeRulesOfTable(pod, sourceTable(podLink.Attrs().Index))))
+	}
 
 	// Read both ends back so the result reflects the kernel's view.
 	hostNow, err := netlink.LinkByIndex(host.Attrs().Index)
@@ -283,7 +287,9 @@ func TeardownPodSide(podNetnsPath, ifName string) error {
 	l, err := pod.LinkByName(ifName)
 	if err != nil {
 		if isLinkNotFound(err) {
-			return nil
+			// Usually gone with its host end already; its source rules
+			// are not.
+			return removeStaleSourceRules(pod)
 		}
 		return wrap("look up", err)
 	}
@@ -293,7 +299,7 @@ func TeardownPodSide(podNetnsPath, ifName string) error {
 	if err := pod.LinkDel(l); err != nil && !isLinkNotFound(err) && !errors.Is(err, unix.ENODEV) {
 		return wrap("delete", err)
 	}
-	return nil
+	return removeStaleSourceRules(pod)
 }
 
 // Check compares the live state with a and returns an error describing every
@@ -402,6 +408,8 @@ func checkPodSide(podNetnsPath string, a Attachment, hostIndex int) []string {
 			add("pod netns is missing route %s", routeString(r))
 		}
 	}
+
+	drift = append(drift, checkSourceRouting(pod, attrs.Index, a)...)
 
 	if a.DisableTxChecksumOffload {
 		on, err := txChecksumEnabled(podNs, a.ContainerIfName)

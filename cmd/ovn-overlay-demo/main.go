@@ -7,7 +7,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,8 +25,15 @@ import (
 	"github.com/ovn-overlay/ovn-overlay/sandbox"
 )
 
-// layer2NAD is the multi-homing guide's layer2 network, verbatim.
-const layer2NAD = netconf.SpecLayer2Config
+// tinypodNetworks are the multi-homing guide's tinypod attachments
+// ("k8s.v1.cni.cncf.io/networks: l3-network,not-so-fast-network"), with the
+// interface names Multus gives them and the guide's NAD configs verbatim.
+var tinypodNetworks = []struct {
+	ifName, name, config string
+}{
+	{"net1", "l3-network", netconf.SpecLayer3Config},
+	{"net2", "not-so-fast-network", netconf.SpecLayer2Config},
+}
 
 const (
 	prefix = "ovdemo"
@@ -78,8 +84,8 @@ func run(binDir string, keep bool) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	step("starting central OVN and 2 nodes (userspace datapath, geneve underlay)")
-	cluster, err := sandbox.Start(ctx, sandbox.Options{Nodes: 2, Prefix: prefix, Dir: dir, Progress: indent{}})
+	step("starting central OVN and 3 nodes (userspace datapath, geneve underlay)")
+	cluster, err := sandbox.Start(ctx, sandbox.Options{Nodes: 3, Prefix: prefix, Dir: dir, Progress: indent{}})
 	if err != nil {
 		return err
 	}
@@ -96,11 +102,12 @@ func run(binDir string, keep bool) error {
 		step("%s: ovn-overlayd serving CNI on %s", n.Name, n.DaemonSocket())
 	}
 
-	step("attaching one pod per node to not-so-fast-network (layer2, 10.128.0.0/24, mtu 1300)")
+	step("attaching the guide's tinypod on each node to l3-network (net1, routed, 10.128.0.0/16 with a /24 per node) and not-so-fast-network (net2, layer2 10.128.0.0/24)")
 	type attached struct {
-		pod  *sandbox.Pod
-		id   string
-		addr netip.Addr
+		pod   *sandbox.Pod
+		node  *sandbox.Node
+		id    string
+		addrs map[string]netip.Addr // interface -> address
 	}
 	var pods []attached
 	for _, n := range cluster.Nodes {
@@ -108,69 +115,114 @@ func run(binDir string, keep bool) error {
 		if err != nil {
 			return err
 		}
-		id := fmt.Sprintf("demo%s%024d", n.Name, time.Now().UnixNano())
-		out, took, err := n.InvokeCNI(ctx, plugin, sandbox.Invocation{
-			Command: "ADD", ContainerID: id, Netns: pod.NetnsPath, IfName: "net1",
-			Args:   "IgnoreUnknown=1;K8S_POD_NAMESPACE=left-one;K8S_POD_NAME=tinypod",
-			Config: []byte(layer2NAD),
-		})
-		if err != nil {
-			return fmt.Errorf("CNI ADD on %s: %w", n.Name, err)
+		a := attached{pod: pod, node: n, id: fmt.Sprintf("demo%s%024d", n.Name, time.Now().UnixNano()), addrs: map[string]netip.Addr{}}
+		for _, net := range tinypodNetworks {
+			out, took, err := n.InvokeCNI(ctx, plugin, sandbox.Invocation{
+				Command: "ADD", ContainerID: a.id, Netns: pod.NetnsPath, IfName: net.ifName,
+				Args:   "IgnoreUnknown=1;K8S_POD_NAMESPACE=left-one;K8S_POD_NAME=tinypod",
+				Config: []byte(net.config),
+			})
+			if err != nil {
+				return fmt.Errorf("CNI ADD of %s on %s: %w", net.name, n.Name, err)
+			}
+			addr, err := firstAddr(out)
+			if err != nil {
+				return err
+			}
+			a.addrs[net.ifName] = addr
+			step("%s: CNI ADD of %s/%s (%s) took %s -> %s", n.Name, pod.Name, net.ifName, net.name, took.Round(100*time.Microsecond), addr)
 		}
-		addr, err := firstAddr(out)
-		if err != nil {
-			return err
-		}
-		step("%s: CNI ADD of %s/net1 took %s -> %s", n.Name, pod.Name, took.Round(100*time.Microsecond), addr)
-		pods = append(pods, attached{pod, id, addr})
+		pods = append(pods, a)
 	}
-	for i, src := range pods {
-		dst := pods[(i+1)%len(pods)]
-		if err := src.pod.Ping(dst.addr, 5); err != nil {
-			return err
+	// The guide's two networks overlap (10.128.0.0/24 lies inside
+	// 10.128.0.0/16), so each ping is bound to its network's interface, and
+	// a pair of pods where one's address on one network is the other's
+	// address on the other network cannot talk at all: Linux drops packets
+	// whose source is one of its own addresses. The third node shows that
+	// every pair without such a clash works, in both directions.
+	for _, src := range pods {
+		for _, dst := range pods {
+			if src.pod == dst.pod {
+				continue
+			}
+			for _, net := range tinypodNetworks {
+				to, from := dst.addrs[net.ifName], src.addrs[net.ifName]
+				if clash := clashOf(src.addrs, dst.addrs); clash != "" {
+					step("%s -> %s on %s: skipped, %s", src.pod.Name, dst.pod.Name, net.name, clash)
+					continue
+				}
+				if err := pingOnce(src.pod, net.ifName, to); err != nil {
+					return err
+				}
+				out, err := src.pod.Run("ping", "-c", "3", "-i", "0.2", "-I", net.ifName, to.String())
+				if err != nil {
+					return fmt.Errorf("ping %s -> %s on %s: %w", src.pod.Name, dst.pod.Name, net.name, err)
+				}
+				step("%s -> %s on %s (%s -> %s): %s", src.pod.Name, dst.pod.Name, net.name, from, to, lastLine(out))
+			}
 		}
-		out, err := src.pod.Run("ping", "-c", "3", "-i", "0.2", dst.addr.String())
-		if err != nil {
-			return fmt.Errorf("ping %s -> %s: %w", src.pod.Name, dst.pod.Name, err)
-		}
-		step("%s (%s) -> %s (%s): %s", src.pod.Name, src.addr, dst.pod.Name, dst.addr, lastLine(out))
 	}
 
 	if keep {
 		fmt.Printf(`
 The sandbox keeps running. Try:
-  ip netns exec %[1]s ping %[2]s
-  ip netns exec %[1]s ip addr show net1
+  ip netns exec %[1]s ping -I net1 %[2]s
+  ip netns exec %[1]s ip addr; ip netns exec %[1]s ip route
   ovn-nbctl --db=%[3]s show
   ovn-sbctl --db=%[4]s show
   ovs-vsctl --db=%[5]s show
 Logs and databases: %[6]s
 Press Ctrl-C to tear everything down (or run: go run ./cmd/ovn-overlay-demo cleanup).
-`, pods[0].pod.Netns, pods[1].addr, cluster.Central.NB, cluster.Central.SB, cluster.Nodes[0].OVS, cluster.Dir)
+`, pods[0].pod.Netns, pods[1].addrs["net1"], cluster.Central.NB, cluster.Central.SB, cluster.Nodes[0].OVS, cluster.Dir)
 		<-ctx.Done()
 		keep = false
 	}
 
-	for i, p := range pods {
-		n := cluster.Nodes[i]
-		_, took, err := n.InvokeCNI(context.Background(), plugin, sandbox.Invocation{
-			Command: "DEL", ContainerID: p.id, Netns: p.pod.NetnsPath, IfName: "net1", Config: []byte(layer2NAD),
-		})
-		if err != nil {
-			return fmt.Errorf("CNI DEL on %s: %w", n.Name, err)
+	for _, p := range pods {
+		// Runtimes delete in reverse order of ADD.
+		for i := len(tinypodNetworks) - 1; i >= 0; i-- {
+			net := tinypodNetworks[i]
+			_, took, err := p.node.InvokeCNI(context.Background(), plugin, sandbox.Invocation{
+				Command: "DEL", ContainerID: p.id, Netns: p.pod.NetnsPath, IfName: net.ifName, Config: []byte(net.config),
+			})
+			if err != nil {
+				return fmt.Errorf("CNI DEL of %s on %s: %w", net.name, p.node.Name, err)
+			}
+			step("%s: CNI DEL of %s/%s took %s", p.node.Name, p.pod.Name, net.ifName, took.Round(100*time.Microsecond))
 		}
-		step("%s: CNI DEL of %s/net1 took %s", n.Name, p.pod.Name, took.Round(100*time.Microsecond))
 	}
 	step("demo OK")
 	return nil
 }
 
-func firstAddr(out []byte) (netip.Addr, error) {
-	var conf struct {
-		CNIVersion string `json:"cniVersion"`
+// clashOf explains why two pods attached to the guide's overlapping
+// networks cannot talk, or returns "" if they can.
+func clashOf(a, b map[string]netip.Addr) string {
+	for ifA, addrA := range a {
+		for ifB, addrB := range b {
+			if addrA == addrB && ifA != ifB {
+				return fmt.Sprintf("both pods hold %s (on %s and %s): the guide's two networks overlap", addrA, ifA, ifB)
+			}
+		}
 	}
-	_ = json.Unmarshal([]byte(layer2NAD), &conf)
-	r, err := version.NewResult(conf.CNIVersion, out)
+	return ""
+}
+
+// pingOnce retries a first probe: the first packet to a new tunnel peer
+// is dropped while OVS resolves the underlay ARP.
+func pingOnce(p *sandbox.Pod, ifName string, dst netip.Addr) error {
+	var err error
+	for i := 0; i < 5; i++ {
+		if _, err = p.Run("ping", "-c", "1", "-W", "1", "-I", ifName, dst.String()); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("pod %s cannot reach %s via %s: %w", p.Name, dst, ifName, err)
+}
+
+func firstAddr(out []byte) (netip.Addr, error) {
+	// Both of the guide's NADs ask for cniVersion 0.3.1.
+	r, err := version.NewResult("0.3.1", out)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("parse CNI result %q: %w", out, err)
 	}
