@@ -4,7 +4,7 @@
 # Both install what they need first (Debian packages, Go modules). They
 # need root: the sandbox creates network namespaces, veths and OVS bridges.
 
-DEBS := openvswitch-switch ovn-central ovn-host iproute2 iputils-ping ethtool
+DEBS := openvswitch-switch ovn-central ovn-host iproute2 iputils-ping ethtool etcd-server
 GO   ?= go
 BIN  := bin
 
@@ -21,6 +21,7 @@ deps:
 	fi
 	@echo "==> downloading Go modules"
 	@$(GO) mod download
+	@cd e2e && $(GO) mod download
 
 build: deps
 	@echo "==> building $(BIN)/"
@@ -39,16 +40,21 @@ demo-cleanup:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@$(GO) vet ./...
+	@cd e2e && $(GO) vet ./...
 
 unit: deps
 	@$(GO) test -count=1 ./daemon/... ./cniplugin/...
 
-# Every package, including the e2e suite on real OVS/OVN in network
-# namespaces. -p 1: the suites each start their own OVS/OVN processes and
-# the machines have two cores.
+# Every package, then the e2e module (real OVS/OVN in network namespaces;
+# the Kubernetes suite also builds and runs kube-apiserver, etcd and
+# Multus: the first build of kube-apiserver takes ~5 minutes on 2 cores).
+# -p 1: the suites each start their own processes and the machines have
+# two cores.
 test: deps lint
-	@echo "==> go test (unit, integration on real OVS/OVN, e2e)"
+	@echo "==> go test: unit and integration on real OVS/OVN"
 	@$(GO) test -count=1 -p 1 -timeout 20m ./...
+	@echo "==> go test: end to end (e2e module)"
+	@cd e2e && $(GO) test -count=1 -p 1 -timeout 45m ./...
 
 generate:
 	@$(GO) generate ./ovn/ ./ovs/

@@ -35,6 +35,9 @@ var (
 // compare the pod against the NB exactly.
 const addressesKey = "ovn-overlay/ip-addresses"
 
+// podUIDKey tells a pod from a later pod of the same name.
+const podUIDKey = "ovn-overlay/pod-uid"
+
 // attachment is one (network, container, interface) triple: CNI's identity
 // of an attachment.
 type attachment struct {
@@ -86,6 +89,11 @@ func (d *Daemon) Add(ctx context.Context, req cniproto.Request) (result json.Raw
 	}
 	if err := checkTopology(a.conf); err != nil {
 		return nil, err
+	}
+	if d.kube != nil {
+		if err := d.kube.CheckNAD(a.conf); err != nil {
+			return nil, err
+		}
 	}
 	if a.netns == "" {
 		return nil, fmt.Errorf("%w: CNI_NETNS is empty", errBadNetns)
@@ -177,6 +185,9 @@ func (d *Daemon) portExternalIDs(a *attachment) map[string]string {
 	if a.args.PodNamespace != "" {
 		ids[ovn.PodNamespaceKey] = a.args.PodNamespace
 		ids[ovn.PodNameKey] = a.args.PodName
+	}
+	if a.args.PodUID != "" {
+		ids[podUIDKey] = a.args.PodUID
 	}
 	if a.conf.NADName != "" {
 		ids[ovn.NADKey] = a.conf.NADName

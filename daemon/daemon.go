@@ -18,8 +18,10 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/ovn-overlay/ovn-overlay/daemon/kube"
 	"github.com/ovn-overlay/ovn-overlay/netns"
 	"github.com/ovn-overlay/ovn-overlay/ovn"
+	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
 	"github.com/ovn-overlay/ovn-overlay/ovs"
 )
 
@@ -36,7 +38,11 @@ type Config struct {
 	Socket string
 	// ReadyTimeout bounds how long ADD waits for ovn-controller.
 	ReadyTimeout time.Duration
-	Logger       *slog.Logger
+	// Kubeconfig enables the Kubernetes integration (NAD validation and
+	// Events, clean-up of pods deleted while the daemon was down). Empty:
+	// the daemon works from CNI requests alone.
+	Kubeconfig string
+	Logger     *slog.Logger
 }
 
 // Daemon is a running node daemon.
@@ -47,6 +53,7 @@ type Daemon struct {
 	sb       *ovn.Southbound
 	ovs      *ovs.Client
 	networks *networks
+	kube     *kube.Client // nil without a kubeconfig
 	// defaultMTU is safe for geneve on this node's underlay; NADs' mtu wins.
 	defaultMTU int
 	// userspaceDatapath: br-int uses the netdev datapath, so pod veths need
@@ -106,8 +113,53 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	if d.userspaceDatapath, err = d.ovs.UserspaceDatapath(); err != nil {
 		d.log.Warn("cannot read the integration bridge yet; assuming the kernel datapath", "err", err)
 	}
+	if cfg.Kubeconfig != "" {
+		if err := d.startKube(ctx); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
 	d.log.Info("daemon ready", "node", d.cfg.NodeName, "defaultMTU", d.defaultMTU, "userspaceDatapath", d.userspaceDatapath)
 	return d, nil
+}
+
+// startKube starts the informers and removes the attachments of pods that
+// were deleted while the daemon was not running: their DELs never came.
+func (d *Daemon) startKube(ctx context.Context) error {
+	k, err := kube.New(d.cfg.Kubeconfig, d.cfg.NodeName, d.log.With("component", "kube"))
+	if err != nil {
+		return err
+	}
+	if err := k.Start(ctx); err != nil {
+		return err
+	}
+	d.kube = k
+	return d.collectDeletedPods(ctx)
+}
+
+// collectDeletedPods tears down this node's attachments whose pod no longer
+// exists (or was recreated under the same name: another UID).
+func (d *Daemon) collectDeletedPods(ctx context.Context) error {
+	ports, err := d.nb.Ports(func(p *nbdb.LogicalSwitchPort) bool {
+		return p.ExternalIDs[ovn.NodeKey] == d.cfg.NodeName && p.ExternalIDs[ovn.PodNamespaceKey] != ""
+	})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range ports {
+		ids := p.ExternalIDs
+		pod, ok := d.kube.Pod(ids[ovn.PodNamespaceKey], ids[ovn.PodNameKey])
+		if ok && (ids[podUIDKey] == "" || string(pod.UID) == ids[podUIDKey]) {
+			continue
+		}
+		d.log.Info("removing attachment of a pod deleted while the daemon was down",
+			"pod", ids[ovn.PodNamespaceKey]+"/"+ids[ovn.PodNameKey], "network", ids[ovn.NetworkKey], "ifname", ids[ovn.IfNameKey])
+		if err := d.teardown(ctx, ids[ovn.NetworkKey], ids[ovn.ContainerIDKey], ids[ovn.IfNameKey], ids[ovn.NetnsKey]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // underlayMTU derives the default pod MTU from the link carrying the geneve

@@ -12,6 +12,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/ovn-overlay/ovn-overlay/cniplugin/cniproto"
+	"github.com/ovn-overlay/ovn-overlay/daemon/kube"
 	"github.com/ovn-overlay/ovn-overlay/daemon/netconf"
 )
 
@@ -75,7 +76,7 @@ func toCNIError(err error) *types.Error {
 	}
 	var fieldErr *netconf.FieldError
 	switch {
-	case errors.As(err, &fieldErr), errors.Is(err, ErrConflictingConfig), errors.Is(err, ErrNotSupported):
+	case errors.As(err, &fieldErr), errors.Is(err, ErrConflictingConfig), errors.Is(err, ErrNotSupported), errors.Is(err, kube.ErrInvalidNAD):
 		return types.NewError(types.ErrInvalidNetworkConfig, err.Error(), "")
 	case errors.Is(err, errBadNetns):
 		return types.NewError(types.ErrInvalidNetNS, err.Error(), "")

@@ -44,8 +44,8 @@ func run(m *testing.M) int {
 	pluginBin = filepath.Join(bin, "ovn-k8s-cni-overlay")
 	daemonBin = filepath.Join(bin, "ovn-overlayd")
 	ctlBin = filepath.Join(bin, "ovn-overlayctl")
-	for out, pkg := range map[string]string{pluginBin: "../cmd/ovn-k8s-cni-overlay", daemonBin: "../cmd/ovn-overlayd", ctlBin: "../cmd/ovn-overlayctl"} {
-		if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
+	for out, pkg := range map[string]string{pluginBin: "./cmd/ovn-k8s-cni-overlay", daemonBin: "./cmd/ovn-overlayd", ctlBin: "./cmd/ovn-overlayctl"} {
+		if b, err := exec.Command("go", "build", "-C", "..", "-o", out, pkg).CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "e2e: build %s: %v\n%s", pkg, err, b)
 			return 1
 		}
