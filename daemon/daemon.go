@@ -54,6 +54,8 @@ type Daemon struct {
 	ovs      *ovs.Client
 	networks *networks
 	kube     *kube.Client // nil without a kubeconfig
+	// stop ends background work (informers) when the daemon closes.
+	stop chan struct{}
 	// defaultMTU is safe for geneve on this node's underlay; NADs' mtu wins.
 	defaultMTU int
 	// userspaceDatapath: br-int uses the netdev datapath, so pod veths need
@@ -82,7 +84,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 20 * time.Second
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, stop: make(chan struct{})}
 	dbLog := logr.FromSlogHandler(cfg.Logger.Handler())
 	var err error
 	if d.ovs, err = ovs.Connect(ctx, cfg.OVSAddress, cfg.Bridge, dbLog.WithName("ovs")); err != nil {
@@ -130,7 +132,8 @@ func (d *Daemon) startKube(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := k.Start(ctx); err != nil {
+	// ctx only bounds start-up; the informers live as long as the daemon.
+	if err := k.Start(ctx, d.stop); err != nil {
 		return err
 	}
 	d.kube = k
@@ -182,6 +185,11 @@ func (d *Daemon) underlayMTU(encapIP netip.Addr) int {
 
 // Close disconnects from the databases.
 func (d *Daemon) Close() {
+	select {
+	case <-d.stop:
+	default:
+		close(d.stop)
+	}
 	if d.nb != nil {
 		d.nb.Close()
 	}

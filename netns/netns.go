@@ -400,6 +400,14 @@ func checkPodSide(podNetnsPath string, a Attachment, hostIndex int) []string {
 
 	for _, r := range a.Routes {
 		found, err := hasRoute(pod, attrs.Index, r)
+		if err == nil && !found {
+			// The main-table route may belong to another interface (see
+			// addRoute); this interface's own table must have it then.
+			var elsewhere bool
+			if elsewhere, err = hasRoute(pod, 0, r); err == nil && elsewhere {
+				found, err = hasRouteInTable(pod, attrs.Index, sourceTable(attrs.Index), r)
+			}
+		}
 		if err != nil {
 			add("pod link %q: listing routes failed: %v", a.ContainerIfName, err)
 			break
@@ -561,6 +569,13 @@ func addRoute(h *netlink.Handle, linkIndex int, r Route) error {
 		if ok, lerr := hasRoute(h, linkIndex, r); lerr == nil && ok {
 			return nil
 		}
+		// Another interface of the pod already routes there (the same
+		// network attached twice, or overlapping networks). Its main-table
+		// route stays; this interface's own table, which source-based
+		// routing consults for its addresses, carries the route.
+		if ok, lerr := hasRoute(h, 0, r); lerr == nil && ok {
+			return nil
+		}
 		return fmt.Errorf("a different route to %s already exists: %w", r.Dst.Masked(), err)
 	}
 	return err
@@ -568,14 +583,20 @@ func addRoute(h *netlink.Handle, linkIndex int, r Route) error {
 
 // hasRoute reports whether the main table has a route to r.Dst through
 // linkIndex with r's gateway (or on-link when r has none).
+// hasRoute reports whether the main table routes r via linkIndex (0: via
+// any interface).
 func hasRoute(h *netlink.Handle, linkIndex int, r Route) (bool, error) {
 	family := netlink.FAMILY_V4
 	if r.Dst.Addr().Is6() {
 		family = netlink.FAMILY_V6
 	}
 	filter := &netlink.Route{LinkIndex: linkIndex, Table: unix.RT_TABLE_MAIN}
+	mask := netlink.RT_FILTER_OIF | netlink.RT_FILTER_TABLE
+	if linkIndex == 0 {
+		mask = netlink.RT_FILTER_TABLE // any interface
+	}
 	routes, err := retryDump(func() ([]netlink.Route, error) {
-		return h.RouteListFiltered(family, filter, netlink.RT_FILTER_OIF|netlink.RT_FILTER_TABLE)
+		return h.RouteListFiltered(family, filter, mask)
 	})
 	if err != nil {
 		return false, err

@@ -139,3 +139,29 @@ func removeRulesOfTable(h *netlink.Handle, table int) error {
 	}
 	return errors.Join(errs...)
 }
+
+// hasRouteInTable reports whether table routes r via linkIndex.
+func hasRouteInTable(h *netlink.Handle, linkIndex, table int, r Route) (bool, error) {
+	family := netlink.FAMILY_V4
+	if r.Dst.Addr().Is6() {
+		family = netlink.FAMILY_V6
+	}
+	routes, err := h.RouteListFiltered(family, &netlink.Route{LinkIndex: linkIndex, Table: table}, netlink.RT_FILTER_OIF|netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return false, err
+	}
+	for _, got := range routes {
+		if got.Dst == nil {
+			continue
+		}
+		dst, ok := ipNetToPrefix(got.Dst)
+		if !ok || dst.Masked() != r.Dst.Masked() {
+			continue
+		}
+		gw, _ := netip.AddrFromSlice(got.Gw)
+		if gw.Unmap() == r.Gateway.Unmap() {
+			return true, nil
+		}
+	}
+	return false, nil
+}

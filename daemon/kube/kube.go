@@ -110,10 +110,11 @@ func New(kubeconfig, node string, log *slog.Logger) (*Client, error) {
 	return c, nil
 }
 
-// Start runs the informers and waits for their first sync.
-func (c *Client) Start(ctx context.Context) error {
+// Start runs the informers until stop is closed and waits (bounded by ctx)
+// for their first sync.
+func (c *Client) Start(ctx context.Context, stop <-chan struct{}) error {
 	for _, f := range c.factories {
-		f.Start(ctx.Done())
+		f.Start(stop)
 	}
 	syncCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()

@@ -37,6 +37,9 @@ type nadState struct {
 	reported string
 }
 
+// unreported marks a NAD no event was sent for yet.
+const unreported = "\x00"
+
 // nadValidator checks every NAD of this plugin's type when it is created or
 // changed, and tells its author through Events, not only when a pod fails.
 // Two NADs that name the same network must agree on its shape; the oldest
@@ -89,11 +92,12 @@ func (v *nadValidator) upsert(obj any) {
 	if !ok || !ours(nad.Spec.Config) {
 		return
 	}
+	v.log.Debug("NetworkAttachmentDefinition seen", "nad", key(nad))
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	st := v.nads[key(nad)]
 	if st == nil {
-		st = &nadState{}
+		st = &nadState{reported: unreported}
 		v.nads[key(nad)] = st
 	}
 	st.nad = nad
