@@ -1,9 +1,13 @@
 package k8s
 
 import (
+	"context"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ovn-overlay/ovn-overlay/daemon/netconf"
 	"github.com/ovn-overlay/ovn-overlay/sandbox"
@@ -147,4 +151,46 @@ func TestHotplugThirdAttachment(t *testing.T) {
 		}
 		peer.ping(t, "net1", before[i].Addr())
 	}
+}
+
+// TestPodDeletedWhileDaemonDown: the runtime's DEL never reaches a daemon
+// that is down; the restarted daemon finds the Pod gone and cleans up.
+func TestPodDeletedWhileDaemonDown(t *testing.T) {
+	ns := namespace(t, "gc")
+	createNAD(t, ns, "l2", `{"cniVersion":"1.0.0","name":"gc-l2","type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":"10.95.0.0/24","netAttachDefName":"gc/l2"}`)
+	n := node(0)
+	p := mustRunPod(t, n, ns, "doomed", "l2")
+	survivor := mustRunPod(t, n, ns, "survivor", "l2")
+	if got := ports(t, "gc-l2"); len(got) != 2 {
+		t.Fatalf("NB has %d ports for gc-l2, want 2", len(got))
+	}
+
+	e.daemons[n.Name].Kill()
+	// Grace period 0 is how the kubelet finally removes a pod once its
+	// containers are gone (no kubelet runs here).
+	zero := int64(0)
+	if err := e.kube.CoreV1().Pods(ns).Delete(context.Background(), p.obj.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.startDaemon(n); err != nil {
+		t.Fatal(err)
+	}
+	got := ports(t, "gc-l2")
+	if len(got) != 1 || !strings.Contains(got[0], survivor.containerID) {
+		t.Fatalf("after restart the NB has ports %v, want only the survivor's", got)
+	}
+	if out, _ := n.Run("ip", "-o", "link", "show", "type", "veth"); strings.Count(out, ": ov") != 1 {
+		t.Errorf("node veths after clean-up: %s", out)
+	}
+}
+
+// ports lists a network's logical switch ports with ovn-nbctl.
+func ports(t *testing.T, network string) []string {
+	t.Helper()
+	out, err := sandbox.RunIn("", "ovn-nbctl", "--db="+e.cluster.Central.NB, "--bare", "--columns=name", "find", "Logical_Switch_Port",
+		fmt.Sprintf(`external_ids:"ovn-overlay/network"="%s"`, network), `external_ids:"ovn-overlay/container-id"!=""`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Fields(out)
 }
