@@ -14,6 +14,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/ovn-overlay/ovn-overlay/cniplugin/cniproto"
+	"github.com/ovn-overlay/ovn-overlay/daemon/kube"
 	"github.com/ovn-overlay/ovn-overlay/daemon/netconf"
 	"github.com/ovn-overlay/ovn-overlay/netns"
 	"github.com/ovn-overlay/ovn-overlay/ovn"
@@ -128,19 +129,34 @@ func (d *Daemon) Add(ctx context.Context, req cniproto.Request) (result json.Raw
 	if len(static) == 0 {
 		static = a.args.IPs
 	}
+	claim, err := d.persistentClaim(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	if claim != nil && len(claim.IPs) > 0 {
+		static = claim.IPs // the VM keeps its addresses
+	}
 	mac := a.conf.RuntimeConfig.MAC
 	if mac == nil {
 		mac = a.args.MAC
 	}
 	created := network.createPort(ctx, portRequest{
 		name: a.portName(), mac: mac, static: static, namespace: a.args.PodNamespace,
-		externalIDs: d.portExternalIDs(a),
+		claim: claim.Key(), externalIDs: d.portExternalIDs(a),
 	})
 	if created.err != nil {
 		return nil, created.err
 	}
 	lsp, addrs, mac := created.lsp, created.addrs, created.mac
 	undo = append(undo, func(ctx context.Context) error { return d.deletePort(ctx, lsp.Name) })
+	if claim != nil && len(claim.IPs) == 0 && len(addrs) > 0 {
+		// First pod of the claim: the claim keeps these addresses from now
+		// on, here at once and on other nodes through their informers.
+		if err := d.kube.RecordClaim(ctx, claim, a.args.PodName, addrs); err != nil {
+			return nil, err
+		}
+		network.pool.Pin(claim.Key(), prefixAddrs(addrs))
+	}
 
 	mtu := a.conf.MTU
 	if mtu == 0 {
@@ -171,6 +187,23 @@ func (d *Daemon) Add(ctx context.Context, req cniproto.Request) (result json.Raw
 		return nil, err
 	}
 	return encodeResult(a, network, links, addrs, mtu)
+}
+
+// persistentClaim returns the IPAMClaim the attachment references, if the
+// network allows persistent IPs and Kubernetes is on.
+func (d *Daemon) persistentClaim(ctx context.Context, a *attachment) (*kube.Claim, error) {
+	if d.kube == nil || !a.conf.AllowPersistentIPs || a.args.PodName == "" {
+		return nil, nil
+	}
+	return d.kube.ClaimFor(ctx, a.args.PodNamespace, a.args.PodName, a.conf.NADName, a.ifName)
+}
+
+func prefixAddrs(ps []netip.Prefix) []netip.Addr {
+	out := make([]netip.Addr, len(ps))
+	for i, p := range ps {
+		out[i] = p.Addr()
+	}
+	return out
 }
 
 func (d *Daemon) portExternalIDs(a *attachment) map[string]string {

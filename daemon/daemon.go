@@ -132,6 +132,10 @@ func (d *Daemon) startKube(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	d.networks.claims = k.ClaimsOf
+	if err := k.OnClaims(d.networks.onClaim); err != nil {
+		return err
+	}
 	// ctx only bounds start-up; the informers live as long as the daemon.
 	if err := k.Start(ctx, d.stop); err != nil {
 		return err

@@ -49,6 +49,9 @@ type networks struct {
 	nb   *ovn.Northbound
 	node string
 	log  *slog.Logger
+	// claims lists a network's persistent-IP claims (IPAMClaims) by key;
+	// nil without Kubernetes.
+	claims func(network string) map[string][]netip.Addr
 	mu   sync.Mutex
 	m    map[string]*network
 }
@@ -75,6 +78,20 @@ func (ns *networks) onPortDelete(lsp *nbdb.LogicalSwitchPort) {
 	if n := ns.lookup(lsp.ExternalIDs[ovn.NetworkKey]); n != nil {
 		n.pool.Release(lsp.Name)
 	}
+}
+
+// onClaim keeps the address index in step with a persistent-IP claim:
+// its addresses stay reserved until the claim is deleted (ips nil).
+func (ns *networks) onClaim(network, key string, ips []netip.Addr) {
+	n := ns.lookup(network)
+	if n == nil {
+		return // pinned when the network is first used here
+	}
+	if ips == nil {
+		n.pool.Unpin(key)
+		return
+	}
+	n.pool.Pin(key, ips)
 }
 
 // ErrConflictingConfig means the NB already holds this network with a
@@ -122,6 +139,11 @@ func (ns *networks) get(ctx context.Context, conf *netconf.NetConf) (*network, e
 	for i := range ports {
 		n.pool.Observe(ports[i].Name, portAddrs(&ports[i]))
 	}
+	if ns.claims != nil {
+		for key, addrs := range ns.claims(conf.Name) {
+			n.pool.Pin(key, addrs)
+		}
+	}
 	go n.commitLoop(ns.nb)
 	return n, nil
 }
@@ -166,6 +188,7 @@ type portRequest struct {
 	mac         net.HardwareAddr // nil: derive from the first address
 	static      []netip.Prefix   // requested addresses; nil: allocate
 	namespace   string           // pod namespace, for address sets
+	claim       string           // key of the persistent-IP claim whose addresses static may use
 	externalIDs map[string]string
 }
 
@@ -188,7 +211,7 @@ func (n *network) reserve(req portRequest) ([]netip.Prefix, error) {
 			}
 			addrs[i] = p.Addr()
 		}
-		if err := n.pool.Reserve(req.name, addrs); err != nil {
+		if err := n.pool.Reserve(req.name, req.claim, addrs); err != nil {
 			return nil, fmt.Errorf("requested address on network %q: %w", n.name, err)
 		}
 		return static, nil

@@ -29,6 +29,9 @@ type Pool struct {
 	excluded []netip.Prefix
 	owner    map[netip.Addr]string
 	owned    map[string][]netip.Addr
+	// pinned addresses belong to a persistent claim (an IPAMClaim): never
+	// handed to anyone else, even while no port uses them.
+	pinned map[netip.Addr]string
 	// cursor remembers where the last search of each subnet stopped, so
 	// allocation does not rescan the taken head of the range every time
 	// and released addresses are not reused immediately.
@@ -43,6 +46,7 @@ func NewPool(subnets, excluded []netip.Prefix) *Pool {
 		excluded: append([]netip.Prefix(nil), excluded...),
 		owner:    map[netip.Addr]string{},
 		owned:    map[string][]netip.Addr{},
+		pinned:   map[netip.Addr]string{},
 		cursor:   make([]netip.Addr, len(subnets)),
 	}
 	for i, s := range subnets {
@@ -74,13 +78,17 @@ func (p *Pool) Allocate(owner string) ([]netip.Prefix, error) {
 }
 
 // Reserve marks addrs as owner's (static addresses asked for by a request).
-// It fails, reserving nothing, if an address belongs to someone else.
-func (p *Pool) Reserve(owner string, addrs []netip.Addr) error {
+// It fails, reserving nothing, if an address belongs to someone else or is
+// pinned by a claim other than claim ("" for none).
+func (p *Pool) Reserve(owner, claim string, addrs []netip.Addr) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, a := range addrs {
 		if o, ok := p.owner[a]; ok && o != owner {
 			return fmt.Errorf("%s: %w by %s", a, ErrInUse, o)
+		}
+		if c, ok := p.pinned[a]; ok && c != claim {
+			return fmt.Errorf("%s: %w: it is held by IPAMClaim %s", a, ErrInUse, c)
 		}
 	}
 	for _, a := range addrs {
@@ -101,6 +109,25 @@ func (p *Pool) Observe(owner string, addrs []netip.Addr) {
 		p.take(owner, a)
 	}
 }
+
+// Pin reserves addrs for claim (an IPAMClaim's addresses), whoever uses
+// them now. Pinning again replaces the claim's previous addresses.
+func (p *Pool) Pin(claim string, addrs []netip.Addr) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for a, c := range p.pinned {
+		if c == claim {
+			delete(p.pinned, a)
+		}
+	}
+	for _, a := range addrs {
+		p.pinned[a] = claim
+	}
+}
+
+// Unpin drops claim's pins: its addresses become free unless a port uses
+// them.
+func (p *Pool) Unpin(claim string) { p.Pin(claim, nil) }
 
 // Release frees every address owner holds.
 func (p *Pool) Release(owner string) {
@@ -203,7 +230,9 @@ func (p *Pool) nextFree(i int) (netip.Addr, bool) {
 			c = LastAddr(ex).Next()
 			continue
 		}
-		if _, taken := p.owner[c]; taken || isSpecial(s, c) {
+		_, taken := p.owner[c]
+		_, pinned := p.pinned[c]
+		if taken || pinned || isSpecial(s, c) {
 			c = c.Next()
 			continue
 		}

@@ -113,10 +113,10 @@ func TestAllocateIsAllOrNothing(t *testing.T) {
 func TestReserveAndObserve(t *testing.T) {
 	p := NewPool(prefixes("10.0.0.0/24"), nil)
 	a5 := netip.MustParseAddr("10.0.0.5")
-	if err := p.Reserve("pending", []netip.Addr{a5}); err != nil {
+	if err := p.Reserve("pending", "", []netip.Addr{a5}); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Reserve("other", []netip.Addr{a5}); !errors.Is(err, ErrInUse) {
+	if err := p.Reserve("other", "", []netip.Addr{a5}); !errors.Is(err, ErrInUse) {
 		t.Fatalf("want ErrInUse, got %v", err)
 	}
 	// Another node's port with the same address shows up in the NB: the NB
@@ -161,5 +161,39 @@ func TestLastAddr(t *testing.T) {
 		if got := LastAddr(netip.MustParsePrefix(in)); got.String() != want {
 			t.Errorf("LastAddr(%s) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+func TestPinnedAddressesOutliveTheirPort(t *testing.T) {
+	p := NewPool(prefixes("10.0.0.0/29"), nil) // .1-.6
+	a := netip.MustParseAddr("10.0.0.1")
+	p.Pin("ns/vm-claim", []netip.Addr{a})
+	for i := 0; i < 4; i++ { // .2-.5
+		got, err := p.Allocate(string(rune('a' + i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[0].Addr() == a {
+			t.Fatal("allocated a pinned address")
+		}
+	}
+	if err := p.Reserve("port-x", "", []netip.Addr{a}); !errors.Is(err, ErrInUse) {
+		t.Fatalf("a port without the claim reserved a pinned address: %v", err)
+	}
+	// The claim's own port may use it, and releasing the port keeps it pinned.
+	if err := p.Reserve("vm-port", "ns/vm-claim", []netip.Addr{a}); err != nil {
+		t.Fatal(err)
+	}
+	p.Release("vm-port")
+	if _, err := p.Allocate("z"); err != nil {
+		t.Fatal(err) // .6 is still free
+	}
+	if _, err := p.Allocate("zz"); !errors.Is(err, ErrExhausted) {
+		t.Fatalf("pinned address handed out after its port left: %v", err)
+	}
+	// Deleting the claim frees it.
+	p.Unpin("ns/vm-claim")
+	if got, err := p.Allocate("after"); err != nil || got[0].Addr() != a {
+		t.Fatalf("after unpin got %v %v, want %s", got, err, a)
 	}
 }

@@ -41,11 +41,12 @@ type Client struct {
 	node   string
 	log    *slog.Logger
 
-	nadLister   nadlisters.NetworkAttachmentDefinitionLister
-	podLister   corelisters.PodLister
-	claimLister claimlisters.IPAMClaimLister
-	recorder    record.EventRecorder
-	validator   *nadValidator
+	nadLister     nadlisters.NetworkAttachmentDefinitionLister
+	podLister     corelisters.PodLister
+	claimLister   claimlisters.IPAMClaimLister
+	claimInformer cache.SharedIndexInformer
+	recorder      record.EventRecorder
+	validator     *nadValidator
 
 	factories []interface{ Start(<-chan struct{}) }
 	synced    []cache.InformerSynced
@@ -104,6 +105,7 @@ func New(kubeconfig, node string, log *slog.Logger) (*Client, error) {
 	claimFactory := claiminformers.NewSharedInformerFactory(c.Claims, resync)
 	claimInformer := claimFactory.K8s().V1alpha1().IPAMClaims()
 	c.claimLister = claimInformer.Lister()
+	c.claimInformer = claimInformer.Informer()
 
 	c.factories = []interface{ Start(<-chan struct{}) }{nadFactory, podFactory, claimFactory}
 	c.synced = []cache.InformerSynced{nadInformer.Informer().HasSynced, podInformer.Informer().HasSynced, claimInformer.Informer().HasSynced}

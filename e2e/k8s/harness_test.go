@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	ipamclaims "github.com/k8snetworkplumbingwg/ipamclaims/pkg/crd/ipamclaims/v1alpha1/apis/clientset/versioned"
 	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -46,6 +47,7 @@ type env struct {
 	kubeconfig string
 	kube       kubernetes.Interface
 	nads       nadclient.Interface
+	claims     ipamclaims.Interface
 	dyn        dynamic.Interface
 	daemons    map[string]*sandbox.Process
 	apiAddr    string // host:port of the API server on loopback
@@ -165,6 +167,9 @@ func (e *env) startAPIServer(ctx context.Context) error {
 		return err
 	}
 	if e.nads, err = nadclient.NewForConfig(rest); err != nil {
+		return err
+	}
+	if e.claims, err = ipamclaims.NewForConfig(rest); err != nil {
 		return err
 	}
 	e.dyn, err = dynamic.NewForConfig(rest)
