@@ -52,8 +52,8 @@ type networks struct {
 	// claims lists a network's persistent-IP claims (IPAMClaims) by key;
 	// nil without Kubernetes.
 	claims func(network string) map[string][]netip.Addr
-	mu   sync.Mutex
-	m    map[string]*network
+	mu     sync.Mutex
+	m      map[string]*network
 }
 
 func newNetworks(nb *ovn.Northbound, node string, log *slog.Logger) *networks {
