@@ -39,9 +39,13 @@ type Config struct {
 	// ReadyTimeout bounds how long ADD waits for ovn-controller.
 	ReadyTimeout time.Duration
 	// Kubeconfig enables the Kubernetes integration (NAD validation and
-	// Events, clean-up of pods deleted while the daemon was down). Empty:
-	// the daemon works from CNI requests alone.
+	// Events, clean-up of pods deleted while the daemon was down, persistent
+	// IPs, release of deleted nodes). Empty: the daemon works from CNI
+	// requests alone.
 	Kubeconfig string
+	// LeaseNamespace holds the Lease that elects the one daemon releasing
+	// deleted nodes (normally the DaemonSet's namespace).
+	LeaseNamespace string
 	Logger     *slog.Logger
 }
 
@@ -141,6 +145,18 @@ func (d *Daemon) startKube(ctx context.Context) error {
 		return err
 	}
 	d.kube = k
+	if d.cfg.LeaseNamespace != "" {
+		k.RunNodeCleanup(d.cfg.LeaseNamespace, kube.NodeReleaser{
+			Release: func(ctx context.Context, node string) error {
+				summary, err := d.nb.ReleaseNode(ctx, node)
+				if err == nil {
+					d.log.Info("released deleted node", "node", node, "released", summary)
+				}
+				return err
+			},
+			Owners: d.nb.NodesWithRows,
+		}, d.stop)
+	}
 	return d.collectDeletedPods(ctx)
 }
 

@@ -229,3 +229,28 @@ func portIPs(lsp *nbdb.LogicalSwitchPort) []string {
 	}
 	return out
 }
+
+// NodesWithRows lists the nodes that own rows in the cache: pods' ports and
+// layer3 claims.
+func (nb *Northbound) NodesWithRows() []string {
+	seen := map[string]bool{}
+	var ports []nbdb.LogicalSwitchPort
+	_ = nb.client.List(context.Background(), &ports)
+	for _, p := range ports {
+		if n := p.ExternalIDs[NodeKey]; n != "" {
+			seen[n] = true
+		}
+	}
+	var routers []nbdb.LogicalRouter
+	_ = nb.client.List(context.Background(), &routers)
+	for _, r := range routers {
+		for n := range NodeClaims(&r) {
+			seen[n] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for n := range seen {
+		out = append(out, n)
+	}
+	return out
+}

@@ -17,17 +17,22 @@ import (
 // StartDaemon runs the ovn-overlayd binary on the node, pointed at central
 // OVN and the node's OVS, and waits until its CNI socket is up.
 func (n *Node) StartDaemon(binary string, extraArgs ...string) (*Process, error) {
-	sock := n.DaemonSocket()
+	return n.StartDaemonAs(binary, n.Name, n.DaemonSocket(), extraArgs...)
+}
+
+// StartDaemonAs runs a daemon on the node's OVS under another node name and
+// socket: tests use it to stand in for a node that is not simulated.
+func (n *Node) StartDaemonAs(binary, nodeName, sock string, extraArgs ...string) (*Process, error) {
 	// A socket file left by a killed daemon would look like readiness.
 	_ = os.Remove(sock)
 	args := append([]string{binary,
-		"--node-name=" + n.Name,
+		"--node-name=" + nodeName,
 		"--nb-address=" + n.cluster.Central.NB,
 		"--sb-address=" + n.cluster.Central.SB,
 		"--ovs-address=" + n.OVS,
 		"--socket=" + sock,
 	}, extraArgs...)
-	p, err := n.cluster.Start(n.Name+"-ovn-overlayd", n.Netns, nil, args...)
+	p, err := n.cluster.Start(nodeName+"-ovn-overlayd", n.Netns, nil, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -45,6 +45,8 @@ type Client struct {
 	podLister     corelisters.PodLister
 	claimLister   claimlisters.IPAMClaimLister
 	claimInformer cache.SharedIndexInformer
+	nodeLister    corelisters.NodeLister
+	deletedNodes  chan string
 	recorder      record.EventRecorder
 	validator     *nadValidator
 
@@ -63,7 +65,7 @@ func New(kubeconfig, node string, log *slog.Logger) (*Client, error) {
 		return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
 	}
 	cfg.UserAgent = "ovn-overlayd/" + node
-	c := &Client{node: node, log: log}
+	c := &Client{node: node, log: log, deletedNodes: make(chan string, 1024)}
 	if c.Kube, err = kubernetes.NewForConfig(cfg); err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
@@ -107,8 +109,16 @@ func New(kubeconfig, node string, log *slog.Logger) (*Client, error) {
 	c.claimLister = claimInformer.Lister()
 	c.claimInformer = claimInformer.Informer()
 
-	c.factories = []interface{ Start(<-chan struct{}) }{nadFactory, podFactory, claimFactory}
-	c.synced = []cache.InformerSynced{nadInformer.Informer().HasSynced, podInformer.Informer().HasSynced, claimInformer.Informer().HasSynced}
+	nodeFactory := informers.NewSharedInformerFactory(c.Kube, resync)
+	nodeInformer := nodeFactory.Core().V1().Nodes()
+	c.nodeLister = nodeInformer.Lister()
+	if _, err := nodeInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: c.nodeDeleted}); err != nil {
+		return nil, err
+	}
+
+	c.factories = []interface{ Start(<-chan struct{}) }{nadFactory, podFactory, claimFactory, nodeFactory}
+	c.synced = []cache.InformerSynced{nadInformer.Informer().HasSynced, podInformer.Informer().HasSynced,
+		claimInformer.Informer().HasSynced, nodeInformer.Informer().HasSynced}
 	return c, nil
 }
 

@@ -252,12 +252,20 @@ func (e *env) ensureNamespace(ctx context.Context, name string) error {
 
 // startDaemon runs ovn-overlayd on a node, connected to the API server.
 func (e *env) startDaemon(n *sandbox.Node) error {
-	p, err := n.StartDaemon(e.daemonBin, "-v", "--kubeconfig="+e.kubeconfig)
+	p, err := n.StartDaemon(e.daemonBin, e.daemonArgs()...)
 	if err != nil {
 		return err
 	}
 	e.daemons[n.Name] = p
 	return nil
+}
+
+// leaseNamespace is where the daemons elect the node clean-up leader, as
+// the DaemonSet's namespace would be.
+const leaseNamespace = "ovn-overlay"
+
+func (e *env) daemonArgs() []string {
+	return []string{"-v", "--kubeconfig=" + e.kubeconfig, "--lease-namespace=" + leaseNamespace}
 }
 
 // multusConfig is the node's Multus config: the cluster network is the

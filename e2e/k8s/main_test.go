@@ -68,6 +68,9 @@ func setUp(ctx context.Context) error {
 	if err := e.installCRDs(ctx); err != nil {
 		return err
 	}
+	if err := e.ensureNamespace(ctx, leaseNamespace); err != nil {
+		return err
+	}
 	for _, n := range e.cluster.Nodes {
 		fwd, err := forwardIntoNetns(n.NetnsPath, e.apiAddr)
 		if err != nil {
