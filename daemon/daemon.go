@@ -46,7 +46,7 @@ type Config struct {
 	// LeaseNamespace holds the Lease that elects the one daemon releasing
 	// deleted nodes (normally the DaemonSet's namespace).
 	LeaseNamespace string
-	Logger     *slog.Logger
+	Logger         *slog.Logger
 }
 
 // Daemon is a running node daemon.
