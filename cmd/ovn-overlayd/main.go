@@ -25,7 +25,7 @@ func main() {
 	flag.StringVar(&cfg.Bridge, "bridge", "br-int", "OVN integration bridge")
 	flag.StringVar(&cfg.Socket, "socket", cniproto.DefaultSocket, "CNI server unix socket (root-only)")
 	flag.DurationVar(&cfg.ReadyTimeout, "ready-timeout", 20*time.Second, "how long ADD waits for ovn-controller to install a port")
-	flag.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig for the Kubernetes integration (empty: work from CNI requests alone)")
+	flag.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig for the Kubernetes integration; \"in-cluster\" uses the pod's service account (empty: work from CNI requests alone)")
 	flag.StringVar(&cfg.LeaseNamespace, "lease-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the Lease electing the daemon that releases deleted nodes (default $POD_NAMESPACE; empty: never release)")
 	verbose := flag.Bool("v", false, "debug logging")
 	flag.Parse()

@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
@@ -58,9 +59,19 @@ type Client struct {
 // everything, this only bounds how long a missed event can matter.
 const resync = 10 * time.Minute
 
-// New builds the clients from a kubeconfig file. Informers start with Start.
+// InCluster, as the kubeconfig, means the pod's service account.
+const InCluster = "in-cluster"
+
+// New builds the clients from a kubeconfig file (or InCluster). Informers
+// start with Start.
 func New(kubeconfig, node string, log *slog.Logger) (*Client, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	var cfg *rest.Config
+	var err error
+	if kubeconfig == InCluster {
+		cfg, err = rest.InClusterConfig()
+	} else {
+		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
 	}

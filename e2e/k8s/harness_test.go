@@ -44,14 +44,16 @@ type env struct {
 	cluster    *sandbox.Cluster
 	bin        string // plugin binaries: ovn-k8s-cni-overlay, multus, loopback
 	daemonBin  string
-	kubeconfig string
-	kube       kubernetes.Interface
-	nads       nadclient.Interface
-	claims     ipamclaims.Interface
-	dyn        dynamic.Interface
-	daemons    map[string]*sandbox.Process
-	apiAddr    string // host:port of the API server on loopback
-	closers    []io.Closer
+	kubeconfig string // admin
+	// daemonKubeconfig authenticates as the manifests' service account.
+	daemonKubeconfig string
+	kube             kubernetes.Interface
+	nads             nadclient.Interface
+	claims           ipamclaims.Interface
+	dyn              dynamic.Interface
+	daemons          map[string]*sandbox.Process
+	apiAddr          string // host:port of the API server on loopback
+	closers          []io.Closer
 }
 
 // step prints harness progress: a cold start builds kube-apiserver (minutes).
@@ -142,7 +144,9 @@ func (e *env) startAPIServer(ctx context.Context) error {
 		"--service-account-issuer=https://kubernetes.default.svc",
 		"--service-account-key-file="+saKey, "--service-account-signing-key-file="+saKey,
 		"--token-auth-file="+tokens, "--authorization-mode=RBAC",
-		"--service-cluster-ip-range=10.96.0.0/16"); err != nil {
+		"--service-cluster-ip-range=10.96.0.0/16",
+		// Like any real cluster that runs node agents (kubeadm's default).
+		"--allow-privileged=true"); err != nil {
 		return err
 	}
 	e.apiAddr = fmt.Sprintf("127.0.0.1:%d", port)
@@ -260,12 +264,12 @@ func (e *env) startDaemon(n *sandbox.Node) error {
 	return nil
 }
 
-// leaseNamespace is where the daemons elect the node clean-up leader, as
-// the DaemonSet's namespace would be.
+// leaseNamespace is the manifests' namespace, where the daemons elect the
+// node clean-up leader.
 const leaseNamespace = "ovn-overlay"
 
 func (e *env) daemonArgs() []string {
-	return []string{"-v", "--kubeconfig=" + e.kubeconfig, "--lease-namespace=" + leaseNamespace}
+	return []string{"-v", "--kubeconfig=" + e.daemonKubeconfig, "--lease-namespace=" + leaseNamespace}
 }
 
 // multusConfig is the node's Multus config: the cluster network is the

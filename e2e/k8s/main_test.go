@@ -68,9 +68,12 @@ func setUp(ctx context.Context) error {
 	if err := e.installCRDs(ctx); err != nil {
 		return err
 	}
-	if err := e.ensureNamespace(ctx, leaseNamespace); err != nil {
+	// The daemons run as the manifests' service account, with its RBAC.
+	daemonKubeconfig, err := e.installDaemonIdentity(ctx)
+	if err != nil {
 		return err
 	}
+	e.daemonKubeconfig = daemonKubeconfig
 	for _, n := range e.cluster.Nodes {
 		fwd, err := forwardIntoNetns(n.NetnsPath, e.apiAddr)
 		if err != nil {
