@@ -72,6 +72,17 @@ func TestStaticIPMACAndInterface(t *testing.T) {
 	q := mustRunPod(t, node(1), ns, "fixed-peer", `[{"name":"flat","ips":["192.0.2.20/24"]}]`)
 	q.ping(t, "net1", netip.MustParseAddr("192.0.2.10"))
 
+	// Without the capabilities, Multus passes the request as the deprecated
+	// IP=/MAC= CNI_ARGS; they work too.
+	createNAD(t, ns, "flat-args", `{"cniVersion":"1.0.0","name":"static-flat","type":"ovn-k8s-cni-overlay","topology":"layer2","netAttachDefName":"static/flat-args"}`)
+	viaArgs := mustRunPod(t, node(1), ns, "via-args", `[{"name":"flat-args","ips":["192.0.2.30/24"],"mac":"0a:58:c0:00:02:1e"}]`)
+	if got := viaArgs.ifAddr(t, "net1", false); got.String() != "192.0.2.30/24" {
+		t.Errorf("CNI_ARGS IP: got %s, want 192.0.2.30/24", got)
+	}
+	if got := viaArgs.ifMAC(t, "net1"); got != "0a:58:c0:00:02:1e" {
+		t.Errorf("CNI_ARGS MAC: got %s, want 0a:58:c0:00:02:1e", got)
+	}
+
 	// With subnets, a requested address must come from the pool.
 	createNAD(t, ns, "pooled", `{"cniVersion":"1.0.0","name":"static-pooled","type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":"10.60.0.0/24","excludeSubnets":"10.60.0.0/28","netAttachDefName":"static/pooled","capabilities":{"ips":true}}`)
 	_, err := runPod(t, node(0), ns, "outside", `[{"name":"pooled","ips":["10.60.0.5/24"]}]`)
@@ -99,6 +110,21 @@ func TestConflictingNADs(t *testing.T) {
 		t.Fatalf("pod on the conflicting NAD: got %v, want a refusal naming conflict/first", err)
 	}
 	mustRunPod(t, node(0), ns, "uses-first", "first")
+}
+
+func TestInvalidNADGetsAnEventWhenCreated(t *testing.T) {
+	ns := namespace(t, "invalid")
+	nad := createNAD(t, ns, "bad", `{"cniVersion":"1.0.0","name":"bad-net","type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":"10.128.0.5/16","netAttachDefName":"invalid/bad"}`)
+	for _, ev := range eventsFor(t, nad, "InvalidNetworkConfig") {
+		if ev.Reason == "InvalidNetworkConfig" && !strings.Contains(ev.Message, `"10.128.0.0/16"`) {
+			t.Errorf("event %q does not give the fix", ev.Message)
+		}
+	}
+	// NADs of other plugins are none of our business.
+	other := createNAD(t, ns, "not-ours", `{"cniVersion":"1.0.0","name":"x","type":"bridge"}`)
+	if list, _ := e.kube.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.name=" + other.Name}); len(list.Items) > 0 {
+		t.Errorf("events on another plugin's NAD: %v", list.Items)
+	}
 }
 
 func TestNetAttachDefNameMismatch(t *testing.T) {
