@@ -27,18 +27,7 @@ import (
 var central *sandbox.Cluster
 
 func TestMain(m *testing.M) {
-	if err := sandbox.CheckPrerequisites(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	var err error
-	if central, err = sandbox.Start(context.Background(), sandbox.Options{Nodes: 0}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	central.Stop()
-	os.Exit(code)
+	os.Exit(sandbox.RunTests(m, sandbox.Options{Nodes: 0}, func(c *sandbox.Cluster) { central = c }))
 }
 
 // simNode is one node's view: its own NB connection and network state.

@@ -3,7 +3,6 @@ package ovs_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -20,19 +19,7 @@ import (
 var cluster *sandbox.Cluster
 
 func TestMain(m *testing.M) {
-	if err := sandbox.CheckPrerequisites(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	var err error
-	cluster, err = sandbox.Start(context.Background(), sandbox.Options{Nodes: 1})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	cluster.Stop()
-	os.Exit(code)
+	os.Exit(sandbox.RunTests(m, sandbox.Options{Nodes: 1}, func(c *sandbox.Cluster) { cluster = c }))
 }
 
 func connect(t *testing.T) *ovs.Client {

@@ -4,9 +4,8 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"runtime"
 
-	"github.com/vishvananda/netns"
+	"github.com/ovn-overlay/ovn-overlay/sandbox"
 )
 
 // forwardIntoNetns makes the API server, which listens on the test host's
@@ -18,30 +17,10 @@ import (
 // connection is dialled from the test process's own namespace.
 func forwardIntoNetns(netnsPath, addr string) (io.Closer, error) {
 	var l net.Listener
-	err := func() error {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			return err
-		}
-		defer orig.Close()
-		target, err := netns.GetFromPath(netnsPath)
-		if err != nil {
-			return err
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			return err
-		}
-		defer func() {
-			if err := netns.Set(orig); err != nil {
-				panic(fmt.Sprintf("cannot restore the thread's netns: %v", err))
-			}
-		}()
+	err := sandbox.InNetns(netnsPath, func() (err error) {
 		l, err = net.Listen("tcp", addr)
 		return err
-	}()
+	})
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s in %s: %w", addr, netnsPath, err)
 	}
