@@ -8,7 +8,7 @@ DEBS := openvswitch-switch ovn-central ovn-host iproute2 iputils-ping ethtool et
 GO   ?= go
 BIN  := bin
 
-.PHONY: all deps build demo demo-keep demo-cleanup test unit lint generate clean
+.PHONY: all deps build demo demo-keep demo-cleanup test unit lint e2e-tools generate clean
 
 all: build
 
@@ -50,11 +50,20 @@ unit: deps
 # Multus: the first build of kube-apiserver takes ~5 minutes on 2 cores).
 # -p 1: the suites each start their own processes and the machines have
 # two cores.
-test: deps lint
+test: deps lint e2e-tools
 	@echo "==> go test: unit and integration on real OVS/OVN"
 	@$(GO) test -count=1 -p 1 -timeout 20m ./...
 	@echo "==> go test: end to end (e2e module)"
 	@cd e2e && $(GO) test -count=1 -p 1 -timeout 45m ./...
+
+# Builds the real kube-apiserver and Multus the Kubernetes e2e suite runs
+# (the suite builds them again, from Go's build cache: this target is here
+# so that the long first build shows up in the log as it happens).
+e2e-tools: deps
+	@echo "==> building kube-apiserver v1.34.2 and Multus v4.3.0 for the e2e suite (first time: ~5-8 minutes on 2 cores)"
+	@cd e2e/tools/kube-apiserver && $(GO) build -o ../../../$(BIN)/kube-apiserver -ldflags "-X k8s.io/component-base/version.gitVersion=v1.34.2" k8s.io/kubernetes/cmd/kube-apiserver
+	@cd e2e/tools/multus && $(GO) build -o ../../../$(BIN)/multus gopkg.in/k8snetworkplumbingwg/multus-cni.v4/cmd/multus
+	@echo "==> e2e tools ready"
 
 generate:
 	@$(GO) generate ./ovn/ ./ovs/
