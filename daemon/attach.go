@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -140,6 +141,7 @@ func (d *Daemon) Add(ctx context.Context, req cniproto.Request) (result json.Raw
 	if mac == nil {
 		mac = a.args.MAC
 	}
+	phase := time.Now()
 	created := network.createPort(ctx, portRequest{
 		name: a.portName(), mac: mac, static: static, namespace: a.args.PodNamespace,
 		claim: claim.Key(), externalIDs: d.portExternalIDs(a),
@@ -147,6 +149,7 @@ func (d *Daemon) Add(ctx context.Context, req cniproto.Request) (result json.Raw
 	if created.err != nil {
 		return nil, created.err
 	}
+	phase = observePhase("nb_port", phase)
 	lsp, addrs, mac := created.lsp, created.addrs, created.mac
 	undo = append(undo, func(ctx context.Context) error { return d.deletePort(ctx, lsp.Name) })
 	if claim != nil && len(claim.IPs) == 0 && len(addrs) > 0 {
@@ -173,19 +176,23 @@ func (d *Daemon) Add(ctx context.Context, req cniproto.Request) (result json.Raw
 	undo = append(undo, func(context.Context) error {
 		return errors.Join(netns.Teardown(hostIf), netns.TeardownPodSide(a.netns, a.ifName))
 	})
+	phase = observePhase("netlink", phase)
 
+	ovsTransactions.WithLabelValues("add_port").Inc()
 	if err := d.ovs.AddPort(ctx, ovs.PortSpec{Name: hostIf, IfaceID: lsp.Name, MAC: mac.String(), ExternalIDs: map[string]string{
 		ovn.NetworkKey: a.conf.Name, ovn.ContainerIDKey: a.containerID, ovn.IfNameKey: a.ifName,
 	}}); err != nil {
 		return nil, err
 	}
 	undo = append(undo, func(ctx context.Context) error { return d.ovs.DeletePort(ctx, hostIf) })
+	phase = observePhase("ovs_port", phase)
 
 	waitCtx, cancel := context.WithTimeout(ctx, d.cfg.ReadyTimeout)
 	defer cancel()
 	if err := d.ovs.WaitInstalled(waitCtx, hostIf); err != nil {
 		return nil, err
 	}
+	observePhase("ovn_installed", phase)
 	return encodeResult(a, network, links, addrs, mtu)
 }
 

@@ -74,6 +74,7 @@ func (n *network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
 		if n.guarded {
 			n.syncPool(nb, ls)
 		}
+		ipamStart := time.Now()
 		var ready []*portJob
 		var results []portResult
 		for _, j := range batch {
@@ -92,6 +93,7 @@ func (n *network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
 		if len(ready) == 0 {
 			return
 		}
+		ipamDuration.Observe(time.Since(ipamStart).Seconds())
 		change := ovn.PortChange{Switch: ls, Guard: n.guarded}
 		var sets addressSetEdits
 		for i, r := range results {
@@ -104,6 +106,16 @@ func (n *network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
 		// One line per NB port transaction: batch sizes, conflicts and
 		// their cost are what to look at when a burst is slow.
 		n.log.Debug("nb port transaction", "ports", len(ready), "attempt", attempt, "took", time.Since(begin), "err", err)
+		nbTransactionDuration.Observe(time.Since(begin).Seconds())
+		switch {
+		case err == nil:
+			nbTransactions.WithLabelValues("ok").Inc()
+			nbBatchSize.Observe(float64(len(ready)))
+		case errors.Is(err, ovn.ErrConflict):
+			nbTransactions.WithLabelValues("conflict").Inc()
+		default:
+			nbTransactions.WithLabelValues("error").Inc()
+		}
 		if err == nil {
 			if n.guarded {
 				// Hold the committer until the cache shows the new

@@ -43,6 +43,8 @@ type Config struct {
 	// IPs, release of deleted nodes). Empty: the daemon works from CNI
 	// requests alone.
 	Kubeconfig string
+	// MetricsAddress serves Prometheus /metrics (empty: off).
+	MetricsAddress string
 	// LeaseNamespace holds the Lease that elects the one daemon releasing
 	// deleted nodes (normally the DaemonSet's namespace).
 	LeaseNamespace string
@@ -124,6 +126,9 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 			d.Close()
 			return nil, err
 		}
+	}
+	if cfg.MetricsAddress != "" {
+		d.serveMetrics(cfg.MetricsAddress)
 	}
 	d.log.Info("daemon ready", "node", d.cfg.NodeName, "defaultMTU", d.defaultMTU, "userspaceDatapath", d.userspaceDatapath)
 	return d, nil

@@ -39,6 +39,7 @@ func (d *Daemon) serveCNI(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		resp.Result, err = d.Do(r.Context(), req)
 		resp.Error = toCNIError(err)
+		cniDuration.WithLabelValues(req.Command, result(err)).Observe(time.Since(start).Seconds())
 		d.log.Info("cni", "cmd", req.Command, "container", req.ContainerID, "ifname", req.IfName,
 			"duration", time.Since(start), "err", err)
 	}

@@ -1,0 +1,65 @@
+package e2e
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/ovn-overlay/ovn-overlay/sandbox"
+)
+
+// TestMetricsEndpoint: after an ADD, the daemon's /metrics reports the
+// phases of ADD and the NB transaction that carried it.
+func TestMetricsEndpoint(t *testing.T) {
+	network := "l2-metrics-" + randomID()[:4]
+	p := newPod(t, node(t, 0), "metrics")
+	mustAdd(t, p, "net1", layer2Config(network, "10.38.0.0/24", nil))
+
+	// The daemon runs in the node's netns, so its :9476 is there. The
+	// connection is made on a thread inside it (http.Transport would dial
+	// from another goroutine, outside).
+	var conn net.Conn
+	err := sandbox.InNetns(p.Node.NetnsPath, func() (err error) {
+		conn, err = net.DialTimeout("tcp", "127.0.0.1:9476", 5*time.Second)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("connect to metrics: %v", err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	req, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1:9476/metrics", nil)
+	if err := req.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, series := range []string{
+		`ovn_overlay_cni_duration_seconds_count{command="ADD",result="ok"}`,
+		`ovn_overlay_add_phase_duration_seconds_count{phase="nb_port"}`,
+		`ovn_overlay_add_phase_duration_seconds_count{phase="netlink"}`,
+		`ovn_overlay_add_phase_duration_seconds_count{phase="ovs_port"}`,
+		`ovn_overlay_add_phase_duration_seconds_count{phase="ovn_installed"}`,
+		`ovn_overlay_nb_port_transactions_total{result="ok"}`,
+	} {
+		m := regexp.MustCompile(regexp.QuoteMeta(series) + ` (\S+)`).FindSubmatch(body)
+		if m == nil {
+			t.Errorf("metrics lack %s", series)
+			continue
+		}
+		if v, _ := strconv.ParseFloat(string(m[1]), 64); v < 1 {
+			t.Errorf("%s = %s, want at least 1", series, m[1])
+		}
+	}
+}
