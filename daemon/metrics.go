@@ -36,7 +36,7 @@ var (
 
 	ovsTransactions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "ovn_overlay", Name: "ovs_transactions_total",
-		Help: "Open_vSwitch transactions, by operation (add_port, delete_port).",
+		Help: "Open_vSwitch transactions of ADDs, by operation (add_port).",
 	}, []string{"operation"})
 
 	nbBatchSize = prometheus.NewHistogram(prometheus.HistogramOpts{
