@@ -8,7 +8,7 @@ DEBS := openvswitch-switch ovn-central ovn-host iproute2 iputils-ping ethtool et
 GO   ?= go
 BIN  := bin
 
-.PHONY: all deps build demo demo-keep demo-cleanup test unit lint e2e-tools generate clean
+.PHONY: all bench deps build demo demo-keep demo-cleanup test unit lint e2e-tools generate clean
 
 all: build
 
@@ -22,6 +22,7 @@ deps:
 	@echo "==> downloading Go modules"
 	@$(GO) mod download
 	@cd e2e && $(GO) mod download
+	@cd bench && $(GO) mod download
 
 build: deps
 	@echo "==> building $(BIN)/"
@@ -41,6 +42,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@$(GO) vet ./...
 	@cd e2e && $(GO) vet ./...
+	@cd bench && $(GO) vet ./...
 
 unit: deps
 	@$(GO) test -count=1 ./daemon/... ./cniplugin/...
@@ -55,6 +57,14 @@ test: deps lint e2e-tools
 	@$(GO) test -count=1 -p 1 -timeout 20m ./...
 	@echo "==> go test: end to end (e2e module)"
 	@cd e2e && $(GO) test -count=1 -p 1 -timeout 45m ./...
+	@echo "==> benchmark smoke run (short mode: every path and output, no timing assertions)"
+	@out=$$(mktemp -d) && cd bench && $(GO) run . -short -out $$out && rm -rf $$out
+
+# The benchmark suite: ovn-overlay against the floor and the conventional
+# path, in one run on the sandbox. Writes bench/results/{bench.json,
+# bench.md,latency-cdf.png}; takes a few minutes.
+bench: deps
+	@cd bench && $(GO) run . -out results
 
 # Builds the real kube-apiserver and Multus the Kubernetes e2e suite runs
 # (the suite builds them again, from Go's build cache: this target is here
