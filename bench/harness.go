@@ -163,7 +163,7 @@ func (h *harness) runWorkload(ctx context.Context, t *target, w workload) (*resu
 	before := h.sample()
 	lat := make([]time.Duration, len(pods))
 	var first []time.Duration
-	errs := 0
+	errs, firstErr := 0, ""
 	start := time.Now()
 	if w.sequential {
 		for i, p := range pods {
@@ -191,6 +191,9 @@ func (h *harness) runWorkload(ctx context.Context, t *target, w workload) (*resu
 				lat[i] = time.Since(begin)
 				if err != nil {
 					errs++
+					if firstErr == "" {
+						firstErr = err.Error()
+					}
 				}
 			}()
 		}
@@ -198,8 +201,10 @@ func (h *harness) runWorkload(ctx context.Context, t *target, w workload) (*resu
 	}
 	wall := time.Since(start)
 	after := h.sample()
+	// Failures are a result, not a crash of the suite: the conventional
+	// path is expected to fail under large bursts (fork storms, timeouts).
 	if errs > 0 {
-		return nil, fmt.Errorf("%d of %d attaches failed", errs, len(pods))
+		progress("  %d of %d attaches failed; first error: %s", errs, len(pods), firstErr)
 	}
 	delStart := time.Now()
 	var wg sync.WaitGroup
@@ -218,6 +223,7 @@ func (h *harness) runWorkload(ctx context.Context, t *target, w workload) (*resu
 		Latency: summarize(lat), LatenciesMs: millis(lat),
 		WallSeconds: wall.Seconds(), PodsPerSecond: float64(len(pods)) / wall.Seconds(),
 		DelWallSeconds: delWall.Seconds(), DelPodsPerSecond: float64(len(pods)) / delWall.Seconds(),
+		Failed: errs, FirstError: firstErr,
 	}
 	if len(first) > 0 {
 		s := summarize(first)

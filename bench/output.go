@@ -41,6 +41,8 @@ type result struct {
 	DaemonPeakRSSMB  float64   `json:"daemon_peak_rss_mb,omitempty"`
 	NBTransactions   int       `json:"nb_transactions,omitempty"`
 	OVSTransactions  int       `json:"ovs_transactions,omitempty"`
+	Failed           int       `json:"failed_attaches"`
+	FirstError       string    `json:"first_error,omitempty"`
 }
 
 func describeMachine() string {
@@ -90,8 +92,8 @@ func writeMarkdown(path, machine string, results []*result, short bool) error {
 	if short {
 		b.WriteString("**Short mode (CI smoke run): pod counts are too small for the figures to mean anything.**\n\n")
 	}
-	b.WriteString("| path | topology | workload | pods | ADD p50 ms | p90 | p99 | max | ready (s) | pods/s | vs floor | conventional vs this | first packet p50 ms | DEL pods/s | NB txns | OVS txns | daemon CPU s | daemon peak RSS MB |\n")
-	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| path | topology | workload | pods | ADD p50 ms | p90 | p99 | max | ready (s) | pods/s | vs floor | conventional vs this | first packet p50 ms | DEL pods/s | NB txns | OVS txns | daemon CPU s | daemon peak RSS MB | failed |\n")
+	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range results {
 		floor, conv := reference(results, "floor", r.Workload), reference(results, "conventional", r.Workload)
 		metric := func(x *result) float64 {
@@ -120,11 +122,16 @@ func writeMarkdown(path, machine string, results []*result, short bool) error {
 			}
 			return fmt.Sprintf(format, v)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %d | %.1f | %.1f | %.1f | %.1f | %.2f | %.0f | %s | %s | %s | %.0f | %s | %s | %s | %s |\n",
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %.1f | %.1f | %.1f | %.1f | %.2f | %.0f | %s | %s | %s | %.0f | %s | %s | %s | %s | %d |\n",
 			r.Path, r.Topology, r.Workload, r.Pods, r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max,
 			r.WallSeconds, r.PodsPerSecond, vsFloor, convVs, fp, r.DelPodsPerSecond,
 			opt(float64(r.NBTransactions), "%.0f"), opt(float64(r.OVSTransactions), "%.0f"),
-			opt(r.DaemonCPUSeconds, "%.2f"), opt(r.DaemonPeakRSSMB, "%.1f"))
+			opt(r.DaemonCPUSeconds, "%.2f"), opt(r.DaemonPeakRSSMB, "%.1f"), r.Failed)
+	}
+	for _, r := range results {
+		if r.Failed > 0 {
+			fmt.Fprintf(&b, "\n%s %s %s: %d of %d attaches failed; first error: `%s`\n", r.Path, r.Topology, r.Workload, r.Failed, r.Pods, strings.TrimSpace(r.FirstError))
+		}
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
 }

@@ -141,17 +141,43 @@ func (d *Daemon) Add(ctx context.Context, req cniproto.Request) (result json.Raw
 	if mac == nil {
 		mac = a.args.MAC
 	}
-	phase := time.Now()
-	created := network.createPort(ctx, portRequest{
-		name: a.portName(), mac: mac, static: static, namespace: a.args.PodNamespace,
-		claim: claim.Key(), externalIDs: d.portExternalIDs(a),
-	})
-	if created.err != nil {
-		return nil, created.err
+	mtu := a.conf.MTU
+	if mtu == 0 {
+		mtu = d.defaultMTU
 	}
-	phase = observePhase("nb_port", phase)
-	lsp, addrs, mac := created.lsp, created.addrs, created.mac
-	undo = append(undo, func(ctx context.Context) error { return d.deletePort(ctx, lsp.Name) })
+	hostIf := a.hostIfName()
+
+	// The logical port (IPAM and the NB transaction, shared with concurrent
+	// ADDs) and the local plumbing (veth into the pod, OVS port) do not
+	// depend on each other: ovn-controller binds the port once both exist.
+	// So they run at the same time; only the pod's MAC and addresses wait
+	// for the allocation.
+	start := time.Now()
+	nbDone := make(chan portResult, 1)
+	go func() {
+		created := network.createPort(ctx, portRequest{
+			name: a.portName(), mac: mac, static: static, namespace: a.args.PodNamespace,
+			claim: claim.Key(), externalIDs: d.portExternalIDs(a),
+		})
+		observePhase("nb_port", start)
+		nbDone <- created
+	}()
+	links, plugErr := d.plug(ctx, a, hostIf, mtu)
+	if plugErr == nil {
+		undo = append(undo, func(ctx context.Context) error {
+			return errors.Join(d.ovs.DeletePort(ctx, hostIf), netns.Teardown(hostIf), netns.TeardownPodSide(a.netns, a.ifName))
+		})
+		observePhase("plug", start)
+	}
+	created := <-nbDone
+	if created.err == nil {
+		lsp := created.lsp
+		undo = append(undo, func(ctx context.Context) error { return d.deletePort(ctx, lsp.Name) })
+	}
+	if err := errors.Join(created.err, plugErr); err != nil {
+		return nil, err
+	}
+	addrs, mac := created.addrs, created.mac
 	if claim != nil && len(claim.IPs) == 0 && len(addrs) > 0 {
 		// First pod of the claim: the claim keeps these addresses from now
 		// on, here at once and on other nodes through their informers.
@@ -161,31 +187,15 @@ func (d *Daemon) Add(ctx context.Context, req cniproto.Request) (result json.Raw
 		network.pool.Pin(claim.Key(), prefixAddrs(addrs))
 	}
 
-	mtu := a.conf.MTU
-	if mtu == 0 {
-		mtu = d.defaultMTU
-	}
-	hostIf := a.hostIfName()
-	links, err := netns.Setup(a.netns, netns.Attachment{
+	phase := time.Now()
+	if err := netns.Configure(a.netns, netns.Attachment{
 		HostIfName: hostIf, ContainerIfName: a.ifName, MAC: mac, Addresses: addrs,
 		Routes: network.routes, MTU: mtu, DisableTxChecksumOffload: d.userspaceDatapath,
-	})
-	if err != nil {
+	}); err != nil {
 		return nil, fmt.Errorf("pod interface %s in %s: %w", a.ifName, a.netns, err)
 	}
-	undo = append(undo, func(context.Context) error {
-		return errors.Join(netns.Teardown(hostIf), netns.TeardownPodSide(a.netns, a.ifName))
-	})
-	phase = observePhase("netlink", phase)
-
-	ovsTransactions.WithLabelValues("add_port").Inc()
-	if err := d.ovs.AddPort(ctx, ovs.PortSpec{Name: hostIf, IfaceID: lsp.Name, MAC: mac.String(), ExternalIDs: map[string]string{
-		ovn.NetworkKey: a.conf.Name, ovn.ContainerIDKey: a.containerID, ovn.IfNameKey: a.ifName,
-	}}); err != nil {
-		return nil, err
-	}
-	undo = append(undo, func(ctx context.Context) error { return d.ovs.DeletePort(ctx, hostIf) })
-	phase = observePhase("ovs_port", phase)
+	links.Pod.MAC = mac
+	phase = observePhase("configure", phase)
 
 	waitCtx, cancel := context.WithTimeout(ctx, d.cfg.ReadyTimeout)
 	defer cancel()
@@ -194,6 +204,25 @@ func (d *Daemon) Add(ctx context.Context, req cniproto.Request) (result json.Raw
 	}
 	observePhase("ovn_installed", phase)
 	return encodeResult(a, network, links, addrs, mtu)
+}
+
+// plug creates the veth straight into the pod (no addresses yet) and its OVS
+// port, bound to the logical port's name, which is known before the port
+// exists. If the OVS transaction fails the veth is removed again.
+func (d *Daemon) plug(ctx context.Context, a *attachment, hostIf string, mtu int) (netns.Result, error) {
+	links, err := netns.Plug(a.netns, netns.Attachment{
+		HostIfName: hostIf, ContainerIfName: a.ifName, MTU: mtu, DisableTxChecksumOffload: d.userspaceDatapath,
+	})
+	if err != nil {
+		return links, fmt.Errorf("pod interface %s in %s: %w", a.ifName, a.netns, err)
+	}
+	ovsTransactions.WithLabelValues("add_port").Inc()
+	if err := d.ovs.AddPort(ctx, ovs.PortSpec{Name: hostIf, IfaceID: a.portName(), ExternalIDs: map[string]string{
+		ovn.NetworkKey: a.conf.Name, ovn.ContainerIDKey: a.containerID, ovn.IfNameKey: a.ifName,
+	}}); err != nil {
+		return links, errors.Join(err, netns.Teardown(hostIf))
+	}
+	return links, nil
 }
 
 // persistentClaim returns the IPAMClaim the attachment references, if the

@@ -24,8 +24,9 @@ var (
 
 	addPhaseDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "ovn_overlay", Name: "add_phase_duration_seconds",
-		Help: "Duration of the phases of a CNI ADD: nb_port (queueing, IPAM and the NB transaction), " +
-			"netlink (veth into the pod), ovs_port (OVS transaction), ovn_installed (waiting for ovn-controller).",
+		Help: "Duration of the phases of a CNI ADD: nb_port (queueing, IPAM and the NB transaction) runs " +
+			"alongside plug (veth into the pod and the OVS port); then configure (pod MAC, addresses, routes) " +
+			"and ovn_installed (waiting for ovn-controller). nb_port and plug are measured from the start of ADD.",
 		Buckets: latencyBuckets,
 	}, []string{"phase"})
 

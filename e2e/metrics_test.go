@@ -48,8 +48,8 @@ func TestMetricsEndpoint(t *testing.T) {
 	for _, series := range []string{
 		`ovn_overlay_cni_duration_seconds_count{command="ADD",result="ok"}`,
 		`ovn_overlay_add_phase_duration_seconds_count{phase="nb_port"}`,
-		`ovn_overlay_add_phase_duration_seconds_count{phase="netlink"}`,
-		`ovn_overlay_add_phase_duration_seconds_count{phase="ovs_port"}`,
+		`ovn_overlay_add_phase_duration_seconds_count{phase="plug"}`,
+		`ovn_overlay_add_phase_duration_seconds_count{phase="configure"}`,
 		`ovn_overlay_add_phase_duration_seconds_count{phase="ovn_installed"}`,
 		`ovn_overlay_nb_port_transactions_total{result="ok"}`,
 	} {

@@ -102,16 +102,34 @@ var ErrHostLinkExists = errors.New("host link already exists")
 // concurrent change (NLM_F_DUMP_INTR).
 const maxDumpRetries = 5
 
-// Setup creates the veth with its peer created directly in the pod netns,
-// sets MAC, MTU, addresses (IPv6 with IFA_F_NODAD), routes, brings both ends
-// up and disables TX checksum offload on the pod end when asked. IPv6 is
-// disabled (best effort) on the host end. If the host end name already exists
-// it returns an error wrapping ErrHostLinkExists. On any error it removes
-// what it created, so nothing is leaked.
+// Setup plugs the veth (Plug) and configures the pod end (Configure). On
+// any error it removes what it created, so nothing is leaked.
+func Setup(podNetnsPath string, a Attachment) (Result, error) {
+	res, err := Plug(podNetnsPath, a)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := Configure(podNetnsPath, a); err != nil {
+		return Result{}, errors.Join(err, Teardown(a.HostIfName), TeardownPodSide(podNetnsPath, a.ContainerIfName))
+	}
+	if a.MAC != nil {
+		res.Pod.MAC = a.MAC
+	}
+	return res, nil
+}
+
+// Plug creates the veth with its peer created directly in the pod netns,
+// sets MTU (and MAC, if given), brings the host end up and disables TX
+// checksum offload on the pod end when asked; the pod end stays down until
+// Configure. IPv6 is disabled (best
+// effort) on the host end. Addresses and routes are Configure's: splitting
+// the two lets a caller plug the port while the addresses are still being
+// allocated. If the host end name already exists it returns an error
+// wrapping ErrHostLinkExists. On any error it removes what it created.
 //
 // A MTU of 0 keeps the kernel default and a nil MAC lets the kernel pick a
-// random one. Route destinations are used with their host bits cleared.
-func Setup(podNetnsPath string, a Attachment) (res Result, err error) {
+// random one.
+func Plug(podNetnsPath string, a Attachment) (res Result, err error) {
 	wrap := func(step string, err error) error {
 		return fmt.Errorf("netns: setup host %q / pod %q in netns %s: %s: %w",
 			a.HostIfName, a.ContainerIfName, podNetnsPath, step, err)
@@ -205,29 +223,6 @@ func Setup(podNetnsPath string, a Attachment) (res Result, err error) {
 	if err := netlink.LinkSetUp(host); err != nil {
 		return Result{}, wrap("set host link up", err)
 	}
-	if err := pod.LinkSetUp(podLink); err != nil {
-		return Result{}, wrap("set pod link up", err)
-	}
-
-	for _, p := range a.Addresses {
-		addr := &netlink.Addr{IPNet: prefixToIPNet(p, false)}
-		if p.Addr().Is6() {
-			addr.Flags = unix.IFA_F_NODAD
-		}
-		if err := pod.AddrAdd(podLink, addr); err != nil {
-			return Result{}, wrap(fmt.Sprintf("add address %s to pod link", p), err)
-		}
-	}
-
-	for _, r := range a.Routes {
-		if err := addRoute(pod, podLink.Attrs().Index, r); err != nil {
-			return Result{}, wrap(fmt.Sprintf("add route %s", routeString(r)), err)
-		}
-	}
-	if err := addSourceRouting(pod, podLink.Attrs().Index, a); err != nil {
-		// Routes go with the link on cleanup; rules must go explicitly.
-		return Result{}, wrap("source-based routing", errors.Join(err, removeRulesOfTable(pod, sourceTable(podLink.Attrs().Index))))
-	}
 
 	// Read both ends back so the result reflects the kernel's view.
 	hostNow, err := netlink.LinkByIndex(host.Attrs().Index)
@@ -239,6 +234,61 @@ func Setup(podNetnsPath string, a Attachment) (res Result, err error) {
 		return Result{}, wrap("read back pod link", err)
 	}
 	return Result{Host: toLink(hostNow), Pod: toLink(podNow)}, nil
+}
+
+// Configure gives the pod end of a plugged veth its MAC (when a.MAC is
+// set), addresses (IPv6 with IFA_F_NODAD, usable at once), routes and the
+// source-based routing of its addresses.
+func Configure(podNetnsPath string, a Attachment) error {
+	wrap := func(step string, err error) error {
+		return fmt.Errorf("netns: configure pod %q in netns %s: %s: %w", a.ContainerIfName, podNetnsPath, step, err)
+	}
+	if err := validate(a); err != nil {
+		return wrap("invalid attachment", err)
+	}
+	podNs, err := openNetns(podNetnsPath)
+	if err != nil {
+		return wrap("open pod netns", err)
+	}
+	defer podNs.Close()
+	pod, err := netlink.NewHandleAt(podNs, unix.NETLINK_ROUTE)
+	if err != nil {
+		return wrap("open netlink handle in pod netns", err)
+	}
+	defer pod.Close()
+	podLink, err := pod.LinkByName(a.ContainerIfName)
+	if err != nil {
+		return wrap("look up pod link", err)
+	}
+	// The pod end comes up only now, with its final MAC: it never sends
+	// anything (IPv6 neighbour discovery, say) with the random one.
+	if a.MAC != nil && !slices.Equal(podLink.Attrs().HardwareAddr, a.MAC) {
+		if err := pod.LinkSetHardwareAddr(podLink, a.MAC); err != nil {
+			return wrap("set pod MAC "+a.MAC.String(), err)
+		}
+	}
+	if err := pod.LinkSetUp(podLink); err != nil {
+		return wrap("set pod link up", err)
+	}
+	for _, p := range a.Addresses {
+		addr := &netlink.Addr{IPNet: prefixToIPNet(p, false)}
+		if p.Addr().Is6() {
+			addr.Flags = unix.IFA_F_NODAD
+		}
+		if err := pod.AddrAdd(podLink, addr); err != nil {
+			return wrap(fmt.Sprintf("add address %s to pod link", p), err)
+		}
+	}
+	for _, r := range a.Routes {
+		if err := addRoute(pod, podLink.Attrs().Index, r); err != nil {
+			return wrap(fmt.Sprintf("add route %s", routeString(r)), err)
+		}
+	}
+	if err := addSourceRouting(pod, podLink.Attrs().Index, a); err != nil {
+		// Routes go with the link on cleanup; rules must go explicitly.
+		return wrap("source-based routing", errors.Join(err, removeRulesOfTable(pod, sourceTable(podLink.Attrs().Index))))
+	}
+	return nil
 }
 
 // Teardown deletes the host end (and so its peer). A missing link is not an
