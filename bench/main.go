@@ -28,7 +28,18 @@ import (
 func main() {
 	short := flag.Bool("short", false, "tiny workloads: check that every path and output works")
 	out := flag.String("out", "results", "directory for bench.json, bench.md and latency-cdf.png")
+	scale := flag.Bool("scale", false, "run the scale runs instead (NB pre-filled with -scale-ports ports of -scale-nodes nodes; -scale-local ports on one node); writes scale.json and scale.md")
+	scalePorts := flag.Int("scale-ports", 20000, "ports pre-filled in the NB for -scale")
+	scaleNodes := flag.Int("scale-nodes", 200, "simulated nodes (chassis rows) owning them")
+	scaleLocal := flag.Int("scale-local", 1000, "ports attached on one node for the memory measurement")
 	flag.Parse()
+	if *scale {
+		if err := runScale(*out, *scalePorts, *scaleNodes, *scaleLocal); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*short, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -39,39 +50,73 @@ func progress(format string, args ...any) {
 	fmt.Printf("[%s] "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 }
 
-func run(short bool, out string) error {
+// setUp builds the binaries and starts the sandbox with a daemon per node.
+// The returned function stops everything.
+func setUp(ctx context.Context, out string) (*harness, func(), error) {
 	if err := sandbox.CheckPrerequisites(); err != nil {
-		return err
+		return nil, nil, err
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
-		return err
+		return nil, nil, err
 	}
 	bin, err := os.MkdirTemp("", "ovn-overlay-bench-bin-")
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer os.RemoveAll(bin)
 	for _, cmd := range []string{"ovn-k8s-cni-overlay", "ovn-overlayd"} {
 		progress("building %s", cmd)
 		if b, err := exec.Command("go", "build", "-C", "..", "-o", filepath.Join(bin, cmd), "./cmd/"+cmd).CombinedOutput(); err != nil {
-			return fmt.Errorf("build %s: %w\n%s", cmd, err, b)
+			os.RemoveAll(bin)
+			return nil, nil, fmt.Errorf("build %s: %w\n%s", cmd, err, b)
 		}
 	}
-	ctx := context.Background()
 	progress("starting the sandbox: central OVN + 2 nodes")
 	cluster, err := sandbox.Start(ctx, sandbox.Options{Nodes: 2})
 	if err != nil {
-		return err
+		os.RemoveAll(bin)
+		return nil, nil, err
 	}
-	defer cluster.Stop()
+	stop := func() {
+		cluster.Stop()
+		os.RemoveAll(bin)
+	}
 	h := &harness{cluster: cluster, plugin: filepath.Join(bin, "ovn-k8s-cni-overlay"), daemons: map[string]*sandbox.Process{}}
 	for _, n := range cluster.Nodes {
 		p, err := n.StartDaemon(filepath.Join(bin, "ovn-overlayd"))
 		if err != nil {
-			return err
+			stop()
+			return nil, nil, err
 		}
 		h.daemons[n.Name] = p
 	}
+	return h, stop, nil
+}
+
+func runScale(out string, ports, nodes, local int) error {
+	ctx := context.Background()
+	h, stop, err := setUp(ctx, out)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	r, err := h.runScale(ctx, ports, nodes, local, 20)
+	if err != nil {
+		return err
+	}
+	if err := writeScale(out, describeMachine(), r); err != nil {
+		return err
+	}
+	progress("wrote %s/scale.json, scale.md", out)
+	return nil
+}
+
+func run(short bool, out string) error {
+	ctx := context.Background()
+	h, stop, err := setUp(ctx, out)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	plan := fullPlan()
 	if short {
 		plan = shortPlan()
