@@ -216,8 +216,7 @@ func (d *Daemon) plug(ctx context.Context, a *attachment, hostIf string, mtu int
 	if err != nil {
 		return links, fmt.Errorf("pod interface %s in %s: %w", a.ifName, a.netns, err)
 	}
-	ovsTransactions.WithLabelValues("add_port").Inc()
-	if err := d.ovs.AddPort(ctx, ovs.PortSpec{Name: hostIf, IfaceID: a.portName(), ExternalIDs: map[string]string{
+	if err := d.addOVSPort(ctx, ovs.PortSpec{Name: hostIf, IfaceID: a.portName(), ExternalIDs: map[string]string{
 		ovn.NetworkKey: a.conf.Name, ovn.ContainerIDKey: a.containerID, ovn.IfNameKey: a.ifName,
 	}}); err != nil {
 		return links, errors.Join(err, netns.Teardown(hostIf))

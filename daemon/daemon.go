@@ -60,8 +60,11 @@ type Daemon struct {
 	ovs      *ovs.Client
 	networks *networks
 	kube     *kube.Client // nil without a kubeconfig
-	// stop ends background work (informers) when the daemon closes.
+	// stop ends background work (informers, committers) when the daemon
+	// closes.
 	stop chan struct{}
+	// ovsJobs feeds the OVS port committer (ovsbatch.go).
+	ovsJobs chan *ovsJob
 	// defaultMTU is safe for geneve on this node's underlay; NADs' mtu wins.
 	defaultMTU int
 	// userspaceDatapath: br-int uses the netdev datapath, so pod veths need
@@ -90,7 +93,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 20 * time.Second
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger, stop: make(chan struct{})}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), ovsJobs: make(chan *ovsJob, 1024)}
 	dbLog := logr.FromSlogHandler(cfg.Logger.Handler())
 	var err error
 	if d.ovs, err = ovs.Connect(ctx, cfg.OVSAddress, cfg.Bridge, dbLog.WithName("ovs")); err != nil {
@@ -117,6 +120,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d.networks = newNetworks(d.nb, d.cfg.NodeName, d.log)
+	go d.ovsCommitLoop()
 	d.defaultMTU = d.underlayMTU(chassis.EncapIP)
 	if d.userspaceDatapath, err = d.ovs.UserspaceDatapath(); err != nil {
 		d.log.Warn("cannot read the integration bridge yet; assuming the kernel datapath", "err", err)

@@ -152,33 +152,47 @@ type PortSpec struct {
 // AddPort creates the Port and Interface and adds them to the bridge in one
 // transaction.
 func (o *Client) AddPort(ctx context.Context, spec PortSpec) error {
+	return o.AddPorts(ctx, []PortSpec{spec})
+}
+
+// AddPorts creates several ports in one transaction (a burst of ADDs
+// shares it).
+func (o *Client) AddPorts(ctx context.Context, specs []PortSpec) error {
 	br, err := o.Bridge()
 	if err != nil {
 		return err
 	}
-	ids := map[string]string{OwnerKey: OwnerValue, IfaceIDKey: spec.IfaceID}
-	if spec.MAC != "" {
-		ids[AttachedMACKey] = spec.MAC
-	}
-	for k, v := range spec.ExternalIDs {
-		ids[k] = v
-	}
-	iface := &vswitchd.Interface{UUID: "newiface", Name: spec.Name, ExternalIDs: ids}
-	port := &vswitchd.Port{UUID: "newport", Name: spec.Name, Interfaces: []string{iface.UUID},
-		ExternalIDs: map[string]string{OwnerKey: OwnerValue}}
-	ops, err := o.client.Create(iface, port)
-	if err != nil {
-		return fmt.Errorf("build OVS port %s: %w", spec.Name, err)
+	var ops []ovsdb.Operation
+	var portUUIDs []string
+	var names []string
+	for i, spec := range specs {
+		ids := map[string]string{OwnerKey: OwnerValue, IfaceIDKey: spec.IfaceID}
+		if spec.MAC != "" {
+			ids[AttachedMACKey] = spec.MAC
+		}
+		for k, v := range spec.ExternalIDs {
+			ids[k] = v
+		}
+		iface := &vswitchd.Interface{UUID: fmt.Sprintf("newiface%d", i), Name: spec.Name, ExternalIDs: ids}
+		port := &vswitchd.Port{UUID: fmt.Sprintf("newport%d", i), Name: spec.Name, Interfaces: []string{iface.UUID},
+			ExternalIDs: map[string]string{OwnerKey: OwnerValue}}
+		create, err := o.client.Create(iface, port)
+		if err != nil {
+			return fmt.Errorf("build OVS port %s: %w", spec.Name, err)
+		}
+		ops = append(ops, create...)
+		portUUIDs = append(portUUIDs, port.UUID)
+		names = append(names, spec.Name)
 	}
 	bridge := &vswitchd.Bridge{UUID: br.UUID}
 	mutate, err := o.client.Where(bridge).Mutate(bridge, model.Mutation{
-		Field: &bridge.Ports, Mutator: ovsdb.MutateOperationInsert, Value: []string{port.UUID},
+		Field: &bridge.Ports, Mutator: ovsdb.MutateOperationInsert, Value: portUUIDs,
 	})
 	if err != nil {
-		return fmt.Errorf("build bridge mutation for %s: %w", spec.Name, err)
+		return fmt.Errorf("build bridge mutation for %v: %w", names, err)
 	}
 	if err := o.transact(ctx, append(ops, mutate...)); err != nil {
-		return fmt.Errorf("add OVS port %s to %s: %w", spec.Name, o.bridge, err)
+		return fmt.Errorf("add OVS ports %v to %s: %w", names, o.bridge, err)
 	}
 	return nil
 }
