@@ -52,7 +52,7 @@ func progress(format string, args ...any) {
 
 // setUp builds the binaries and starts the sandbox with a daemon per node.
 // The returned function stops everything.
-func setUp(ctx context.Context, out string) (*harness, func(), error) {
+func setUp(ctx context.Context, out string, daemonArgs ...string) (*harness, func(), error) {
 	if err := sandbox.CheckPrerequisites(); err != nil {
 		return nil, nil, err
 	}
@@ -82,7 +82,7 @@ func setUp(ctx context.Context, out string) (*harness, func(), error) {
 	}
 	h := &harness{cluster: cluster, plugin: filepath.Join(bin, "ovn-k8s-cni-overlay"), daemons: map[string]*sandbox.Process{}}
 	for _, n := range cluster.Nodes {
-		p, err := n.StartDaemon(filepath.Join(bin, "ovn-overlayd"))
+		p, err := n.StartDaemon(filepath.Join(bin, "ovn-overlayd"), daemonArgs...)
 		if err != nil {
 			stop()
 			return nil, nil, err
@@ -94,7 +94,9 @@ func setUp(ctx context.Context, out string) (*harness, func(), error) {
 
 func runScale(out string, ports, nodes, local int) error {
 	ctx := context.Background()
-	h, stop, err := setUp(ctx, out)
+	// At scale ovn-controller may take far longer than the default 20 s
+	// deadline; the run measures how long.
+	h, stop, err := setUp(ctx, out, "--ready-timeout=90s")
 	if err != nil {
 		return err
 	}
