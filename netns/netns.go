@@ -246,15 +246,11 @@ func Configure(podNetnsPath string, a Attachment) error {
 	if err := validate(a); err != nil {
 		return wrap("invalid attachment", err)
 	}
-	podNs, err := openNetns(podNetnsPath)
+	podNs, pod, err := openPod(podNetnsPath)
 	if err != nil {
 		return wrap("open pod netns", err)
 	}
 	defer podNs.Close()
-	pod, err := netlink.NewHandleAt(podNs, unix.NETLINK_ROUTE)
-	if err != nil {
-		return wrap("open netlink handle in pod netns", err)
-	}
 	defer pod.Close()
 	podLink, err := pod.LinkByName(a.ContainerIfName)
 	if err != nil {
@@ -319,7 +315,7 @@ func TeardownPodSide(podNetnsPath, ifName string) error {
 	wrap := func(step string, err error) error {
 		return fmt.Errorf("netns: teardown pod link %q in netns %s: %s: %w", ifName, podNetnsPath, step, err)
 	}
-	podNs, err := openNetns(podNetnsPath)
+	podNs, pod, err := openPod(podNetnsPath)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ESRCH) || errors.Is(err, errNotNetns) {
 			return nil
@@ -327,11 +323,6 @@ func TeardownPodSide(podNetnsPath, ifName string) error {
 		return wrap("open pod netns", err)
 	}
 	defer podNs.Close()
-
-	pod, err := netlink.NewHandleAt(podNs, unix.NETLINK_ROUTE)
-	if err != nil {
-		return wrap("open netlink handle in pod netns", err)
-	}
 	defer pod.Close()
 
 	l, err := pod.LinkByName(ifName)
@@ -511,6 +502,21 @@ func MTUOfLinkWithAddress(addr netip.Addr) (int, error) {
 // errNotNetns is returned by openNetns for a path that is not a network
 // namespace (e.g. a leftover bind-mount target after the namespace is gone).
 var errNotNetns = errors.New("not a network namespace")
+
+// openPod opens the pod's netns and a netlink handle bound to it, so the
+// pod side is configured without switching any thread's namespace.
+func openPod(path string) (netns.NsHandle, *netlink.Handle, error) {
+	ns, err := openNetns(path)
+	if err != nil {
+		return ns, nil, err
+	}
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		ns.Close()
+		return ns, nil, fmt.Errorf("netlink handle in pod netns: %w", err)
+	}
+	return ns, h, nil
+}
 
 // openNetns opens a network namespace by path and verifies it is one.
 func openNetns(path string) (netns.NsHandle, error) {
