@@ -52,6 +52,8 @@ type harness struct {
 	plugin  string
 	daemons map[string]*sandbox.Process
 	next    int // address counter of the reference paths
+	// paths limits a run to some paths (-paths); empty: all.
+	paths []string
 }
 
 // target is one path with the peer its first-packet probes ping.
@@ -66,18 +68,28 @@ func (h *harness) runPlan(ctx context.Context, plan []workload) ([]*result, erro
 	if err != nil {
 		return nil, err
 	}
+	prebound, err := newFloorPath(ctx, h.cluster, "bench-reference")
+	if err != nil {
+		return nil, err
+	}
+	prebound.prebound = true
 	targets := []*target{
 		{path: &overlayPath{plugin: h.plugin, config: []byte(`{"cniVersion":"1.0.0","name":"bench-l2","type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":"10.202.0.0/16"}`)}, topology: "layer2"},
 		{path: &overlayPath{plugin: h.plugin, config: []byte(`{"cniVersion":"1.0.0","name":"bench-l3","type":"ovn-k8s-cni-overlay","topology":"layer3","subnets":"10.203.0.0/16/20"}`)}, topology: "layer3"},
 		{path: floor, topology: "layer2"},
+		{path: prebound, topology: "layer2"},
 		{path: &conventionalPath{nb: h.cluster.Central.NB, ls: "bench-reference"}, topology: "layer2"},
 	}
+	targets = selectTargets(targets, h.paths)
 	// Each path's first-packet probes ping a peer on the other node,
 	// attached through the same path.
 	for _, t := range targets {
 		peer, err := h.newPod(h.cluster.Nodes[1])
 		if err != nil {
 			return nil, err
+		}
+		if err := prepare(ctx, t.path, []*benchPod{peer}); err != nil {
+			return nil, fmt.Errorf("%s peer: %w", t.path.name(), err)
 		}
 		if err := t.path.attach(ctx, peer); err != nil {
 			return nil, fmt.Errorf("%s peer: %w", t.path.name(), err)
@@ -101,6 +113,50 @@ func (h *harness) runPlan(ctx context.Context, plan []workload) ([]*result, erro
 		}
 	}
 	return results, nil
+}
+
+// selectWorkloads keeps the workloads named in only (all when empty).
+func selectWorkloads(plan []workload, only []string) []workload {
+	if len(only) == 0 {
+		return plan
+	}
+	var out []workload
+	for _, w := range plan {
+		for _, o := range only {
+			if o == w.name {
+				out = append(out, w)
+			}
+		}
+	}
+	return out
+}
+
+// prepare does a path's untimed set-up for pods, if it has any.
+func prepare(ctx context.Context, p path, pods []*benchPod) error {
+	if pr, ok := p.(interface {
+		prepare(context.Context, []*benchPod) error
+	}); ok {
+		return pr.prepare(ctx, pods)
+	}
+	return nil
+}
+
+// selectTargets keeps the targets whose "path" or "path/topology" is in
+// only (all of them when only is empty).
+func selectTargets(targets []*target, only []string) []*target {
+	if len(only) == 0 {
+		return targets
+	}
+	var out []*target
+	for _, t := range targets {
+		for _, o := range only {
+			if o == t.path.name() || o == t.path.name()+"/"+t.topology {
+				out = append(out, t)
+				break
+			}
+		}
+	}
+	return out
 }
 
 func randomID() string {
@@ -160,6 +216,9 @@ func (h *harness) runWorkload(ctx context.Context, t *target, w workload) (*resu
 			_ = p.pod.Delete()
 		}
 	}()
+	if err := prepare(ctx, t.path, pods); err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
 	before := h.sample()
 	lat := make([]time.Duration, len(pods))
 	var first []time.Duration

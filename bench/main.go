@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ovn-overlay/ovn-overlay/sandbox"
@@ -32,6 +33,8 @@ func main() {
 	scalePorts := flag.Int("scale-ports", 20000, "ports pre-filled in the NB for -scale")
 	scaleNodes := flag.Int("scale-nodes", 200, "simulated nodes (chassis rows) owning them")
 	scaleLocal := flag.Int("scale-local", 1000, "ports attached on one node for the memory measurement")
+	paths := flag.String("paths", "", "comma-separated paths to run (e.g. floor,ovn-overlay/layer2); empty: all")
+	workloads := flag.String("workloads", "", "comma-separated workloads to run (e.g. sequential,burst-300); empty: all")
 	flag.Parse()
 	if *scale {
 		if err := runScale(*out, *scalePorts, *scaleNodes, *scaleLocal); err != nil {
@@ -40,7 +43,8 @@ func main() {
 		}
 		return
 	}
-	if err := run(*short, *out); err != nil {
+	only := split(*paths)
+	if err := run(*short, *out, only, split(*workloads)); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -112,17 +116,26 @@ func runScale(out string, ports, nodes, local int) error {
 	return nil
 }
 
-func run(short bool, out string) error {
+func split(list string) []string {
+	if list == "" {
+		return nil
+	}
+	return strings.Split(list, ",")
+}
+
+func run(short bool, out string, only, workloads []string) error {
 	ctx := context.Background()
 	h, stop, err := setUp(ctx, out)
 	if err != nil {
 		return err
 	}
 	defer stop()
+	h.paths = only
 	plan := fullPlan()
 	if short {
 		plan = shortPlan()
 	}
+	plan = selectWorkloads(plan, workloads)
 	results, err := h.runPlan(ctx, plan)
 	if err != nil {
 		return err

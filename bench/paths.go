@@ -66,8 +66,13 @@ func (o *overlayPath) detach(ctx context.Context, p *benchPod) error { return o.
 type floorPath struct {
 	nb      *ovn.Northbound
 	ovs     map[string]*ovs.Client // per node
+	sb      string
 	ls      string
 	userspc bool
+	// prebound: the logical port is created before the attach is timed
+	// (prepare), so an attach only binds it: the floor of a design with
+	// pre-provisioned ports.
+	prebound bool
 }
 
 func newFloorPath(ctx context.Context, c *sandbox.Cluster, switchName string) (*floorPath, error) {
@@ -75,7 +80,7 @@ func newFloorPath(ctx context.Context, c *sandbox.Cluster, switchName string) (*
 	if err != nil {
 		return nil, err
 	}
-	f := &floorPath{nb: nb, ovs: map[string]*ovs.Client{}, ls: switchName, userspc: true}
+	f := &floorPath{nb: nb, sb: c.Central.SB, ovs: map[string]*ovs.Client{}, ls: switchName, userspc: true}
 	if _, err := nb.EnsureSwitch(ctx, switchName, map[string]string{ovn.NetworkKey: switchName}); err != nil {
 		return nil, err
 	}
@@ -89,7 +94,40 @@ func newFloorPath(ctx context.Context, c *sandbox.Cluster, switchName string) (*
 	return f, nil
 }
 
-func (f *floorPath) name() string { return "floor" }
+func (f *floorPath) name() string {
+	if f.prebound {
+		return "floor-prebound"
+	}
+	return "floor"
+}
+
+// prepare creates the pods' logical ports ahead of the measurement and
+// waits until northd has compiled them (they are in the SB).
+func (f *floorPath) prepare(ctx context.Context, pods []*benchPod) error {
+	if !f.prebound {
+		return nil
+	}
+	ls, ok := f.nb.Switch(f.ls)
+	if !ok {
+		return fmt.Errorf("floor switch %s missing", f.ls)
+	}
+	var add []*nbdb.LogicalSwitchPort
+	for _, p := range pods {
+		add = append(add, f.port(p))
+	}
+	if _, err := f.nb.ApplyPorts(ctx, ovn.PortChange{Switch: ls, Add: add}); err != nil {
+		return err
+	}
+	// northd compiles them in order; the last one in the SB means all are.
+	_, err := sandbox.RunIn("", "ovn-sbctl", "--db="+f.sb, "--timeout=300", "wait-until", "Port_Binding", add[len(add)-1].Name)
+	return err
+}
+
+func (f *floorPath) port(p *benchPod) *nbdb.LogicalSwitchPort {
+	entry := p.mac.String() + " " + p.addr.Addr().String()
+	return &nbdb.LogicalSwitchPort{Name: f.lspName(p), Addresses: []string{entry}, PortSecurity: []string{entry},
+		ExternalIDs: map[string]string{ovn.OwnerKey: ovn.OwnerValue, ovn.NetworkKey: f.ls}}
+}
 
 func (f *floorPath) lspName(p *benchPod) string { return "floor." + p.containerID }
 
@@ -98,11 +136,11 @@ func (f *floorPath) attach(ctx context.Context, p *benchPod) error {
 	if !ok {
 		return fmt.Errorf("floor switch %s missing", f.ls)
 	}
-	entry := p.mac.String() + " " + p.addr.Addr().String()
-	lsp := &nbdb.LogicalSwitchPort{Name: f.lspName(p), Addresses: []string{entry}, PortSecurity: []string{entry},
-		ExternalIDs: map[string]string{ovn.OwnerKey: ovn.OwnerValue, ovn.NetworkKey: f.ls}}
-	if _, err := f.nb.ApplyPorts(ctx, ovn.PortChange{Switch: ls, Add: []*nbdb.LogicalSwitchPort{lsp}}); err != nil {
-		return err
+	lsp := f.port(p)
+	if !f.prebound {
+		if _, err := f.nb.ApplyPorts(ctx, ovn.PortChange{Switch: ls, Add: []*nbdb.LogicalSwitchPort{lsp}}); err != nil {
+			return err
+		}
 	}
 	// The host end belongs in the node's namespace, where its OVS runs.
 	if err := sandbox.InNetns(p.node.NetnsPath, func() error {

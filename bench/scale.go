@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -42,69 +41,123 @@ func phaseWindow(before, after map[string]float64) phaseMeans {
 	return out
 }
 
+// scaleWindow is one cluster state, measured on every path: the product
+// (through its CNI binary), the floor, and the floor with its logical
+// ports created beforehand (what pre-provisioned ports could reach).
+type scaleWindow struct {
+	Name string `json:"name"`
+	// Paths holds sequential attach latency per path name.
+	Paths map[string]stats `json:"attach"`
+	// Phases are the daemon's mean ADD phase durations (ms) for the
+	// product's attaches of this window.
+	Phases phaseMeans `json:"phase_means_ms"`
+}
+
 type scaleResult struct {
-	Phases              map[string]phaseMeans `json:"phase_means_ms"`
-	PrefillPorts        int                   `json:"prefill_ports"`
-	PrefillChassis      int                   `json:"prefill_chassis"`
-	PrefillSeconds      float64               `json:"prefill_seconds"`
-	EmptyNB             stats                 `json:"attach_empty_nb"`
-	FullNBOtherNetwork  stats                 `json:"attach_full_nb_other_network"`
-	FullNBSameNetwork   stats                 `json:"attach_full_nb_same_network"`
-	DaemonRSSEmptyMB    float64               `json:"daemon_rss_empty_mb"`
-	DaemonRSSFullNBMB   float64               `json:"daemon_rss_full_nb_mb"`
-	LocalPorts          int                   `json:"local_ports"`
-	LocalPortsSeconds   float64               `json:"local_ports_attach_seconds"`
-	DaemonRSSLocalMB    float64               `json:"daemon_rss_with_local_ports_mb"`
-	DaemonPeakRSSMB     float64               `json:"daemon_peak_rss_mb"`
-	AttachWithLocalPort stats                 `json:"attach_with_local_ports"`
-	Failures            []string              `json:"failures,omitempty"`
+	Windows           []*scaleWindow `json:"windows"`
+	PrefillPorts      int            `json:"prefill_ports"`
+	PrefillChassis    int            `json:"prefill_chassis"`
+	PrefillSeconds    float64        `json:"prefill_seconds"`
+	DaemonRSSEmptyMB  float64        `json:"daemon_rss_empty_mb"`
+	DaemonRSSFullNBMB float64        `json:"daemon_rss_full_nb_mb"`
+	LocalPorts        int            `json:"local_ports"`
+	LocalPortsSeconds float64        `json:"local_ports_attach_seconds"`
+	DaemonRSSLocalMB  float64        `json:"daemon_rss_with_local_ports_mb"`
+	DaemonPeakRSSMB   float64        `json:"daemon_peak_rss_mb"`
+	Failures          []string       `json:"failures,omitempty"`
 }
 
 func l2conf(name, subnets string) []byte {
 	return []byte(fmt.Sprintf(`{"cniVersion":"1.0.0","name":%q,"type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":%q}`, name, subnets))
 }
 
-func (h *harness) runScale(ctx context.Context, ports, chassis, localPorts, samples int) (*scaleResult, error) {
-	r := &scaleResult{PrefillPorts: ports, PrefillChassis: chassis, LocalPorts: localPorts, Phases: map[string]phaseMeans{}}
-	pid := h.daemons[h.cluster.Nodes[0].Name].Pid()
-	attachN := func(config []byte, n int) (stats, error) {
-		before := scrape(h.cluster.Nodes[0])
-		defer func() {
-			var c struct {
-				Name string `json:"name"`
-			}
-			_ = json.Unmarshal(config, &c)
-			r.Phases[fmt.Sprintf("%s/%d", c.Name, len(r.Phases))] = phaseWindow(before, scrape(h.cluster.Nodes[0]))
-		}()
-		path := &overlayPath{plugin: h.plugin, config: config}
-		lat := make([]time.Duration, 0, n)
-		for i := 0; i < n; i++ {
-			p, err := h.newPod(h.cluster.Nodes[0])
-			if err != nil {
-				return stats{}, err
-			}
-			begin := time.Now()
-			err = path.attach(ctx, p)
-			took := time.Since(begin)
-			_ = path.detach(ctx, p)
-			_ = p.pod.Delete()
-			if err != nil {
-				// At scale OVN itself may not make the deadline: that
-				// is the finding, so record it and stop the window.
-				r.Failures = append(r.Failures, fmt.Sprintf("after %s: %v", took.Round(time.Millisecond), err))
-				progress("scale: attach failed after %s: %v", took.Round(time.Millisecond), err)
-				break
-			}
-			lat = append(lat, took)
-		}
-		if len(lat) == 0 {
-			return stats{}, nil
-		}
-		return summarize(lat), nil
+// scalePaths are the paths measured in each window: ovn-overlay on a
+// network, and the floor (plain and prebound) on a switch of the same size.
+type scalePaths struct {
+	overlay         *overlayPath
+	floor, prebound *floorPath
+}
+
+func (h *harness) newScalePaths(ctx context.Context, config []byte, floorSwitch string) (*scalePaths, error) {
+	floor, err := newFloorPath(ctx, h.cluster, floorSwitch)
+	if err != nil {
+		return nil, err
 	}
-	var err error
-	progress("scale: %d attaches with an empty NB", samples)
-	if r.EmptyNB, err = attachN(l2conf("scale-empty", "10.210.0.0/16"), samples); err != nil {
+	prebound, err := newFloorPath(ctx, h.cluster, floorSwitch)
+	if err != nil {
+		return nil, err
+	}
+	prebound.prebound = true
+	return &scalePaths{overlay: &overlayPath{plugin: h.plugin, config: config}, floor: floor, prebound: prebound}, nil
+}
+
+// measureSequential attaches n pods on node1 one at a time through p,
+// detaching each right after, and returns the latencies. A failed attach
+// ends the window: at scale OVN itself may miss the deadline, and that is
+// a finding to record, not a crash.
+func (h *harness) measureSequential(ctx context.Context, r *scaleResult, p path, n int) (stats, error) {
+	pods := make([]*benchPod, n)
+	for i := range pods {
+		var err error
+		if pods[i], err = h.newPod(h.cluster.Nodes[0]); err != nil {
+			return stats{}, err
+		}
+	}
+	defer func() {
+		for _, pod := range pods {
+			_ = pod.pod.Delete()
+		}
+	}()
+	if err := prepare(ctx, p, pods); err != nil {
+		return stats{}, fmt.Errorf("%s: prepare: %w", p.name(), err)
+	}
+	lat := make([]time.Duration, 0, n)
+	for _, pod := range pods {
+		begin := time.Now()
+		err := p.attach(ctx, pod)
+		took := time.Since(begin)
+		_ = p.detach(ctx, pod)
+		if err != nil {
+			r.Failures = append(r.Failures, fmt.Sprintf("%s after %s: %v", p.name(), took.Round(time.Millisecond), err))
+			progress("scale: %s attach failed after %s: %v", p.name(), took.Round(time.Millisecond), err)
+			break
+		}
+		lat = append(lat, took)
+	}
+	if len(lat) == 0 {
+		return stats{}, nil
+	}
+	return summarize(lat), nil
+}
+
+// measureWindow runs every path of sp for one cluster state.
+func (h *harness) measureWindow(ctx context.Context, r *scaleResult, name string, sp *scalePaths, n int) error {
+	w := &scaleWindow{Name: name, Paths: map[string]stats{}}
+	for _, p := range []path{sp.floor, sp.prebound, sp.overlay} {
+		progress("scale: %s: %d attaches, %s", name, n, p.name())
+		before := scrape(h.cluster.Nodes[0])
+		s, err := h.measureSequential(ctx, r, p, n)
+		if err != nil {
+			return err
+		}
+		if p == path(sp.overlay) {
+			w.Phases = phaseWindow(before, scrape(h.cluster.Nodes[0]))
+		}
+		w.Paths[p.name()] = s
+		progress("scale: %s: %s p50 %.1f ms", name, p.name(), s.P50)
+	}
+	r.Windows = append(r.Windows, w)
+	return nil
+}
+
+func (h *harness) runScale(ctx context.Context, ports, chassis, localPorts, samples int) (*scaleResult, error) {
+	r := &scaleResult{PrefillPorts: ports, PrefillChassis: chassis, LocalPorts: localPorts}
+	pid := h.daemons[h.cluster.Nodes[0].Name].Pid()
+	small, err := h.newScalePaths(ctx, l2conf("scale-empty", "10.210.0.0/16"), "scale-floor")
+	if err != nil {
+		return nil, err
+	}
+	if err := h.measureWindow(ctx, r, "empty NB", small, samples); err != nil {
 		return nil, err
 	}
 	r.DaemonRSSEmptyMB = currentRSSMB(pid)
@@ -144,8 +197,7 @@ func (h *harness) runScale(ctx context.Context, ports, chassis, localPorts, samp
 	r.LocalPortsSeconds = time.Since(begin).Seconds()
 	r.DaemonRSSLocalMB = currentRSSMB(pid)
 	r.DaemonPeakRSSMB = peakRSSMB(pid)
-	progress("scale: %d attaches with %d local ports", samples, localPorts)
-	if r.AttachWithLocalPort, err = attachN(l2conf("scale-empty", "10.210.0.0/16"), samples); err != nil {
+	if err := h.measureWindow(ctx, r, fmt.Sprintf("%d local ports on the node (NB otherwise empty)", localPorts), small, samples); err != nil {
 		return nil, err
 	}
 	progress("scale: removing the %d local ports", localPorts)
@@ -167,16 +219,22 @@ func (h *harness) runScale(ctx context.Context, ports, chassis, localPorts, samp
 	r.PrefillSeconds = time.Since(begin).Seconds()
 	progress("scale: pre-filled in %.1fs", r.PrefillSeconds)
 
-	progress("scale: %d attaches on another network, NB full", samples)
-	if r.FullNBOtherNetwork, err = attachN(l2conf("scale-other", "10.211.0.0/16"), samples); err != nil {
+	other, err := h.newScalePaths(ctx, l2conf("scale-other", "10.211.0.0/16"), "scale-floor")
+	if err != nil {
 		return nil, err
 	}
-	progress("scale: %d attaches on the network holding the %d ports", samples, ports)
-	if r.FullNBSameNetwork, err = attachN(l2conf("scale-big", "10.0.0.0/8"), samples); err != nil {
+	if err := h.measureWindow(ctx, r, fmt.Sprintf("NB with %d ports, another network", ports), other, samples); err != nil {
+		return nil, err
+	}
+	// The floor's ports go on the switch holding the pre-filled ports.
+	big, err := h.newScalePaths(ctx, l2conf("scale-big", "10.0.0.0/8"), "ovn-overlay.scale-big.layer2")
+	if err != nil {
+		return nil, err
+	}
+	if err := h.measureWindow(ctx, r, fmt.Sprintf("NB with %d ports, same network", ports), big, samples); err != nil {
 		return nil, err
 	}
 	r.DaemonRSSFullNBMB = currentRSSMB(pid)
-
 	return r, nil
 }
 
@@ -255,29 +313,33 @@ func writeScale(out, machine string, r *scaleResult) error {
 	}
 	var md strings.Builder
 	fmt.Fprintf(&md, "Machine: %s.\n\n", machine)
-	fmt.Fprintf(&md, "NB pre-filled with %d ports of %d simulated nodes (chassis rows) in %.1f s.\n\n", r.PrefillPorts, r.PrefillChassis, r.PrefillSeconds)
-	md.WriteString("| attach (sequential, node1) | p50 ms | p90 ms | max ms | vs empty NB |\n|---|---:|---:|---:|---:|\n")
-	row := func(name string, s stats) {
-		fmt.Fprintf(&md, "| %s | %.1f | %.1f | %.1f | %s |\n", name, s.P50, s.P90, s.Max, ratio(s.P50, r.EmptyNB.P50))
+	fmt.Fprintf(&md, "NB pre-filled with %d ports of %d simulated nodes (chassis rows) in %.1f s. "+
+		"Sequential attaches on node1; floor-prebound binds a logical port created (and compiled by northd) before the attach.\n\n",
+		r.PrefillPorts, r.PrefillChassis, r.PrefillSeconds)
+	names := []string{"floor", "floor-prebound", "ovn-overlay"}
+	md.WriteString("| window | floor p50 ms | floor-prebound p50 ms | ovn-overlay p50 ms | ovn-overlay p90 ms | ovn-overlay vs floor | prebound vs floor | ovn-overlay vs its empty NB |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	var empty stats
+	for i, w := range r.Windows {
+		if i == 0 {
+			empty = w.Paths[names[2]]
+		}
+		f, pb, o := w.Paths[names[0]], w.Paths[names[1]], w.Paths[names[2]]
+		fmt.Fprintf(&md, "| %s | %.1f | %.1f | %.1f | %.1f | %s | %s | %s |\n", w.Name, f.P50, pb.P50, o.P50, o.P90,
+			ratio(o.P50, f.P50), ratio(pb.P50, f.P50), ratio(o.P50, empty.P50))
 	}
-	row("empty NB", r.EmptyNB)
-	row(fmt.Sprintf("NB with %d ports, another network", r.PrefillPorts), r.FullNBOtherNetwork)
-	row(fmt.Sprintf("NB with %d ports, same network", r.PrefillPorts), r.FullNBSameNetwork)
-	row(fmt.Sprintf("with %d local ports on the node (NB otherwise empty)", r.LocalPorts), r.AttachWithLocalPort)
 	fmt.Fprintf(&md, "\n| daemon memory (node1), in run order | RSS MB |\n|---|---:|\n| empty NB | %.1f |\n| with %d local ports attached | %.1f |\n| peak while attaching them | %.1f |\n| local ports removed, NB pre-filled with %d ports (all cached) | %.1f |\n",
 		r.DaemonRSSEmptyMB, r.LocalPorts, r.DaemonRSSLocalMB, r.DaemonPeakRSSMB, r.PrefillPorts, r.DaemonRSSFullNBMB)
 	fmt.Fprintf(&md, "\n%d local ports attached (50 at a time) in %.1f s.\n", r.LocalPorts, r.LocalPortsSeconds)
-	md.WriteString("\nMean ADD phase durations (ms) from the daemon's histograms, per measurement window:\n\n| window | nb_port | plug | configure | ovn_installed |\n|---|---:|---:|---:|---:|\n")
-	var windows []string
-	for w := range r.Phases {
-		windows = append(windows, w)
+	md.WriteString("\nMean ovn-overlay ADD phase durations (ms) from the daemon's histograms, per window:\n\n| window | nb_port | plug | configure | ovn_installed |\n|---|---:|---:|---:|---:|\n")
+	for _, w := range r.Windows {
+		m := w.Phases
+		fmt.Fprintf(&md, "| %s | %.1f | %.1f | %.1f | %.1f |\n", w.Name, m["nb_port"], m["plug"], m["configure"], m["ovn_installed"])
 	}
-	sort.Slice(windows, func(i, j int) bool {
-		return windows[i][strings.LastIndexByte(windows[i], '/'):] < windows[j][strings.LastIndexByte(windows[j], '/'):]
-	})
-	for _, w := range windows {
-		m := r.Phases[w]
-		fmt.Fprintf(&md, "| %s | %.1f | %.1f | %.1f | %.1f |\n", w, m["nb_port"], m["plug"], m["configure"], m["ovn_installed"])
+	if len(r.Failures) > 0 {
+		md.WriteString("\nFailed attaches (each ends its window):\n\n")
+		for _, f := range r.Failures {
+			fmt.Fprintf(&md, "- %s\n", f)
+		}
 	}
 	return os.WriteFile(filepath.Join(out, "scale.md"), []byte(md.String()), 0o644)
 }
