@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/ovn-overlay/ovn-overlay/cniplugin/cniproto"
+	"github.com/ovn-overlay/ovn-overlay/daemon/ipam"
 	"github.com/ovn-overlay/ovn-overlay/daemon/kube"
 	"github.com/ovn-overlay/ovn-overlay/daemon/netconf"
 	"github.com/ovn-overlay/ovn-overlay/netns"
@@ -147,22 +149,54 @@ func (d *Daemon) Add(ctx context.Context, req cniproto.Request) (result json.Raw
 	}
 	hostIf := a.hostIfName()
 
-	// The logical port (IPAM and the NB transaction, shared with concurrent
-	// ADDs) and the local plumbing (veth into the pod, OVS port) do not
-	// depend on each other: ovn-controller binds the port once both exist.
-	// So they run at the same time; only the pod's MAC and addresses wait
-	// for the allocation.
+	// A warm port (pre-provisioned, already compiled by northd) is only
+	// bound and relabelled; otherwise a port is created. Either way the
+	// NB work runs alongside the local plumbing (veth into the pod, OVS
+	// port bound to the port's name, known in advance): ovn-controller
+	// binds the port once both exist. Only the pod's MAC and addresses
+	// wait for the NB.
+	if len(static) > 0 {
+		if err := d.reclaimWarm(ctx, network, network.widen(static)); err != nil {
+			return nil, err
+		}
+	}
+	preq := portRequest{
+		name: a.portName(), mac: mac, static: static, namespace: a.args.PodNamespace,
+		claim: claim.Key(), externalIDs: d.portExternalIDs(a),
+	}
+	ifaceID, warm, source := a.portName(), (*nbdb.LogicalSwitchPort)(nil), "fixed"
+	if len(static) == 0 && mac == nil && claim == nil {
+		source = "cold"
+		if network.warm != nil {
+			if lsp, ok := network.warm.take(); ok {
+				ifaceID, warm, source = lsp.Name, lsp, "warm"
+			}
+		}
+	}
+	addPortSource.WithLabelValues(source).Inc()
 	start := time.Now()
 	nbDone := make(chan portResult, 1)
 	go func() {
-		created := network.createPort(ctx, portRequest{
-			name: a.portName(), mac: mac, static: static, namespace: a.args.PodNamespace,
-			claim: claim.Key(), externalIDs: d.portExternalIDs(a),
-		})
+		var created portResult
+		if warm != nil {
+			created = network.adoptPort(ctx, warm, preq)
+		} else {
+			created = network.createPort(ctx, preq)
+			if len(static) > 0 && errors.Is(created.err, ipam.ErrInUse) {
+				// A warm port refilled meanwhile may have taken the
+				// address: free it and try once more.
+				if err := d.reclaimWarm(ctx, network, network.widen(static)); err == nil {
+					created = network.createPort(ctx, preq)
+				}
+			}
+		}
+		if network.warm != nil {
+			network.warm.poke() // refill after, not before, the first ADD
+		}
 		observePhase("nb_port", start)
 		nbDone <- created
 	}()
-	links, plugErr := d.plug(ctx, a, hostIf, mtu)
+	links, plugErr := d.plug(ctx, a, hostIf, ifaceID, mtu)
 	if plugErr == nil {
 		undo = append(undo, func(ctx context.Context) error {
 			return errors.Join(d.ovs.DeletePort(ctx, hostIf), netns.Teardown(hostIf), netns.TeardownPodSide(a.netns, a.ifName))
@@ -170,9 +204,14 @@ func (d *Daemon) Add(ctx context.Context, req cniproto.Request) (result json.Raw
 		observePhase("plug", start)
 	}
 	created := <-nbDone
-	if created.err == nil {
+	switch {
+	case created.err == nil:
 		lsp := created.lsp
+		d.networks.index(lsp)
 		undo = append(undo, func(ctx context.Context) error { return d.deletePort(ctx, lsp.Name) })
+	case warm != nil:
+		// Not relabelled, but maybe bound: never hand it out again.
+		undo = append(undo, func(ctx context.Context) error { return d.deletePort(ctx, warm.Name) })
 	}
 	if err := errors.Join(created.err, plugErr); err != nil {
 		return nil, err
@@ -209,14 +248,14 @@ func (d *Daemon) Add(ctx context.Context, req cniproto.Request) (result json.Raw
 // plug creates the veth straight into the pod (no addresses yet) and its OVS
 // port, bound to the logical port's name, which is known before the port
 // exists. If the OVS transaction fails the veth is removed again.
-func (d *Daemon) plug(ctx context.Context, a *attachment, hostIf string, mtu int) (netns.Result, error) {
+func (d *Daemon) plug(ctx context.Context, a *attachment, hostIf, ifaceID string, mtu int) (netns.Result, error) {
 	links, err := netns.Plug(a.netns, netns.Attachment{
 		HostIfName: hostIf, ContainerIfName: a.ifName, MTU: mtu, DisableTxChecksumOffload: d.userspaceDatapath,
 	})
 	if err != nil {
 		return links, fmt.Errorf("pod interface %s in %s: %w", a.ifName, a.netns, err)
 	}
-	if err := d.addOVSPort(ctx, ovs.PortSpec{Name: hostIf, IfaceID: a.portName(), ExternalIDs: map[string]string{
+	if err := d.addOVSPort(ctx, ovs.PortSpec{Name: hostIf, IfaceID: ifaceID, ExternalIDs: map[string]string{
 		ovn.NetworkKey: a.conf.Name, ovn.ContainerIDKey: a.containerID, ovn.IfNameKey: a.ifName,
 	}}); err != nil {
 		return links, errors.Join(err, netns.Teardown(hostIf))
@@ -348,6 +387,9 @@ func networkNameForDel(config []byte) (string, error) {
 // skipping whatever is already gone.
 func (d *Daemon) teardown(ctx context.Context, network, containerID, ifName, netnsPath string) error {
 	hostIf := hostIfName(network, containerID, ifName)
+	// Found before the OVS port goes: its iface-id may be the only record
+	// of a warm port this attachment bound.
+	ports := d.portsOf(network, containerID, ifName)
 	var errs []error
 	if err := d.ovs.DeletePort(ctx, hostIf); err != nil {
 		errs = append(errs, err)
@@ -360,10 +402,39 @@ func (d *Daemon) teardown(ctx context.Context, network, containerID, ifName, net
 			errs = append(errs, err)
 		}
 	}
-	if err := d.deletePort(ctx, portName(network, containerID, ifName)); err != nil {
-		errs = append(errs, err)
+	for _, name := range ports {
+		if err := d.deletePort(ctx, name); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// portsOf names the logical switch ports an attachment may hold: the one
+// named after its identity (cold path), the one the identity index knows
+// (a relabelled warm port), and the one its OVS interface is bound to (a
+// warm port whose ADD died before relabelling).
+func (d *Daemon) portsOf(network, containerID, ifName string) []string {
+	names := []string{portName(network, containerID, ifName)}
+	if name, ok := d.networks.portOf(network, containerID, ifName); ok && name != names[0] {
+		names = append(names, name)
+	}
+	if iface, ok := d.ovs.Interface(hostIfName(network, containerID, ifName)); ok {
+		if id := iface.ExternalIDs[ovs.IfaceIDKey]; id != "" && !slices.Contains(names, id) {
+			names = append(names, id)
+		}
+	}
+	return names
+}
+
+// attachedPort is the logical switch port serving an attachment.
+func (d *Daemon) attachedPort(network, containerID, ifName string) (*nbdb.LogicalSwitchPort, bool) {
+	for _, name := range d.portsOf(network, containerID, ifName) {
+		if lsp, ok := d.nb.Port(name); ok && !isWarm(lsp) {
+			return lsp, true
+		}
+	}
+	return nil, false
 }
 
 // deletePort removes a logical switch port and its addresses from the
@@ -401,7 +472,7 @@ func (d *Daemon) Check(ctx context.Context, req cniproto.Request) error {
 	if err := checkTopology(a.conf); err != nil {
 		return err
 	}
-	lsp, ok := d.nb.Port(a.portName())
+	lsp, ok := d.attachedPort(a.conf.Name, a.containerID, a.ifName)
 	if !ok {
 		return fmt.Errorf("logical switch port %s is missing from the NB", a.portName())
 	}

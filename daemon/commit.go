@@ -21,14 +21,25 @@ const (
 )
 
 type portJob struct {
-	req    portRequest
+	req portRequest
+	// adopt is a warm port to hand to req's pod instead of a new port.
+	adopt  *nbdb.LogicalSwitchPort
 	result chan portResult
 }
 
 // createPort queues req for the network's committer and waits for its
 // logical switch port to be committed (or refused).
 func (n *network) createPort(ctx context.Context, req portRequest) portResult {
-	job := &portJob{req: req, result: make(chan portResult, 1)}
+	return n.submit(ctx, &portJob{req: req, result: make(chan portResult, 1)})
+}
+
+// adoptPort queues the relabelling of warm port lsp for req's pod (and its
+// address-set entries) and waits for it to be committed.
+func (n *network) adoptPort(ctx context.Context, lsp *nbdb.LogicalSwitchPort, req portRequest) portResult {
+	return n.submit(ctx, &portJob{req: req, adopt: lsp, result: make(chan portResult, 1)})
+}
+
+func (n *network) submit(ctx context.Context, job *portJob) portResult {
 	select {
 	case n.jobs <- job:
 	case <-ctx.Done():
@@ -77,7 +88,20 @@ func (n *network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
 		ipamStart := time.Now()
 		var ready []*portJob
 		var results []portResult
+		fresh := false // the batch creates ports (not only relabels)
 		for _, j := range batch {
+			if j.adopt != nil {
+				lsp := adoptedPort(j.adopt, j.req)
+				mac, err := portMAC(lsp)
+				if err != nil {
+					j.result <- portResult{err: err}
+					continue
+				}
+				ready = append(ready, j)
+				results = append(results, portResult{lsp: lsp, addrs: parsePrefixList(lsp.ExternalIDs[addressesKey]), mac: mac})
+				continue
+			}
+			fresh = true
 			addrs, err := n.reserve(j.req)
 			if err != nil {
 				j.result <- portResult{err: err}
@@ -94,10 +118,16 @@ func (n *network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
 			return
 		}
 		ipamDuration.Observe(time.Since(ipamStart).Seconds())
-		change := ovn.PortChange{Switch: ls, Guard: n.guarded}
+		// Relabels alone need no guard: they neither take addresses nor
+		// change the switch's port set.
+		change := ovn.PortChange{Switch: ls, Guard: n.guarded && fresh}
 		var sets addressSetEdits
 		for i, r := range results {
-			change.Add = append(change.Add, r.lsp)
+			if ready[i].adopt != nil {
+				change.Relabel = append(change.Relabel, r.lsp)
+			} else {
+				change.Add = append(change.Add, r.lsp)
+			}
 			sets.add(n.name, ready[i].req.namespace, r.addrs)
 		}
 		change.AddressSets = sets.changes()
@@ -117,7 +147,7 @@ func (n *network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
 			nbTransactions.WithLabelValues("error").Inc()
 		}
 		if err == nil {
-			if n.guarded {
+			if n.guarded && len(uuids) > 0 {
 				// Hold the committer until the cache shows the new
 				// ports, so the next guard is built from an
 				// up-to-date port set.
@@ -129,7 +159,9 @@ func (n *network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
 			return
 		}
 		for _, j := range ready {
-			n.pool.Release(j.req.name)
+			if j.adopt == nil {
+				n.pool.Release(j.req.name)
+			}
 		}
 		if !errors.Is(err, ovn.ErrConflict) || attempt == commitAttempts {
 			finishAll(ready, fmt.Errorf("create %d logical switch port(s) on %s (attempt %d): %w", len(ready), n.switchName, attempt, err))

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -45,6 +46,9 @@ type Config struct {
 	Kubeconfig string
 	// MetricsAddress serves Prometheus /metrics (empty: off).
 	MetricsAddress string
+	// WarmPorts is how many pre-provisioned logical switch ports the node
+	// keeps per network, so that ADD only binds one (warm.go). 0: none.
+	WarmPorts int
 	// LeaseNamespace holds the Lease that elects the one daemon releasing
 	// deleted nodes (normally the DaemonSet's namespace).
 	LeaseNamespace string
@@ -120,6 +124,8 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d.networks = newNetworks(d.nb, d.cfg.NodeName, d.log)
+	d.networks.warmSize = cfg.WarmPorts
+	d.networks.onNew = d.startWarm
 	go d.ovsCommitLoop()
 	d.defaultMTU = d.underlayMTU(chassis.EncapIP)
 	if d.userspaceDatapath, err = d.ovs.UserspaceDatapath(); err != nil {
@@ -136,6 +142,27 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	d.log.Info("daemon ready", "node", d.cfg.NodeName, "defaultMTU", d.defaultMTU, "userspaceDatapath", d.userspaceDatapath)
 	return d, nil
+}
+
+// startWarm starts a new network's warm-port refill, after holding back the
+// warm ports a local OVS interface is already bound to: an ADD died
+// between binding and relabelling, and its retry or DEL removes them.
+func (d *Daemon) startWarm(n *network) {
+	if n.warm == nil {
+		return
+	}
+	ifaces, err := d.ovs.OwnedInterfaces()
+	if err != nil {
+		d.log.Warn("warm ports off for this network: cannot list OVS interfaces", "network", n.name, "err", err)
+		n.warm = nil
+		return
+	}
+	for _, i := range ifaces {
+		if id := i.ExternalIDs[ovs.IfaceIDKey]; strings.HasPrefix(id, warmPortPrefix(n.name)) {
+			n.warm.hold(id)
+		}
+	}
+	go n.warmLoop(d)
 }
 
 // startKube starts the informers and removes the attachments of pods that

@@ -57,11 +57,23 @@ var (
 		Help:    "Round trip of one NB port transaction.",
 		Buckets: latencyBuckets,
 	})
+
+	warmPortsFree = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "ovn_overlay", Name: "warm_ports_free",
+		Help: "Pre-provisioned logical switch ports this node holds ready for the next ADDs, by network.",
+	}, []string{"network"})
+
+	addPortSource = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "ovn_overlay", Name: "add_port_source_total",
+		Help: "ADDs by where their logical switch port came from: warm (pre-provisioned, only bound), " +
+			"cold (created for the ADD: the pool was empty or off), fixed (static IPs, MAC or IPAMClaim: never warm).",
+	}, []string{"source"})
 )
 
 func newRegistry() *prometheus.Registry {
 	r := prometheus.NewRegistry()
 	r.MustRegister(cniDuration, addPhaseDuration, nbTransactions, ovsTransactions, nbBatchSize, ipamDuration, nbTransactionDuration,
+		warmPortsFree, addPortSource,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return r
 }

@@ -38,9 +38,13 @@ type network struct {
 	// pool indexes addresses. Without subnets it has no ranges and only
 	// guards requested static addresses against duplicates.
 	pool *ipam.Pool
+	nb *ovn.Northbound
 	// jobs feeds the network's committer, which turns concurrent ADDs into
 	// shared NB transactions.
 	jobs chan *portJob
+	// warm holds this node's pre-provisioned ports (warm.go); nil when
+	// the daemon runs without them.
+	warm *warmPool
 	log  *slog.Logger
 }
 
@@ -52,12 +56,53 @@ type networks struct {
 	// claims lists a network's persistent-IP claims (IPAMClaims) by key;
 	// nil without Kubernetes.
 	claims func(network string) map[string][]netip.Addr
-	mu     sync.Mutex
-	m      map[string]*network
+	// warmSize is the number of warm ports per network (0: none);
+	// onNew starts a new network's background work.
+	warmSize int
+	onNew    func(*network)
+	mu       sync.Mutex
+	m        map[string]*network
+	// byIdentity finds an attachment's logical switch port from its CNI
+	// identity when the port's name is not derived from it (a warm port
+	// handed to a pod).
+	byIdentity map[string]string
+}
+
+func identityKey(network, containerID, ifName string) string {
+	return network + "\x00" + containerID + "\x00" + ifName
+}
+
+// portOf returns the name of the attachment's port, if the cache knows it.
+func (ns *networks) portOf(network, containerID, ifName string) (string, bool) {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	name, ok := ns.byIdentity[identityKey(network, containerID, ifName)]
+	return name, ok
+}
+
+// index records which port serves an attachment, ahead of the cache event.
+func (ns *networks) index(lsp *nbdb.LogicalSwitchPort) {
+	ids := lsp.ExternalIDs
+	if ids[ovn.ContainerIDKey] == "" {
+		return
+	}
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	ns.byIdentity[identityKey(ids[ovn.NetworkKey], ids[ovn.ContainerIDKey], ids[ovn.IfNameKey])] = lsp.Name
+}
+
+func (ns *networks) unindex(lsp *nbdb.LogicalSwitchPort) {
+	ids := lsp.ExternalIDs
+	key := identityKey(ids[ovn.NetworkKey], ids[ovn.ContainerIDKey], ids[ovn.IfNameKey])
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	if ns.byIdentity[key] == lsp.Name {
+		delete(ns.byIdentity, key)
+	}
 }
 
 func newNetworks(nb *ovn.Northbound, node string, log *slog.Logger) *networks {
-	ns := &networks{nb: nb, node: node, log: log, m: map[string]*network{}}
+	ns := &networks{nb: nb, node: node, log: log, m: map[string]*network{}, byIdentity: map[string]string{}}
 	nb.AddPortHandler(ns.onPortAdd, ns.onPortDelete)
 	return ns
 }
@@ -69,14 +114,32 @@ func (ns *networks) lookup(name string) *network {
 }
 
 func (ns *networks) onPortAdd(lsp *nbdb.LogicalSwitchPort) {
+	ns.index(lsp)
 	if n := ns.lookup(lsp.ExternalIDs[ovn.NetworkKey]); n != nil {
 		n.pool.Observe(lsp.Name, portAddrs(lsp))
+		if n.warm != nil && isWarm(lsp) && lsp.ExternalIDs[ovn.NodeKey] == ns.node {
+			// Events run behind the cache: offer only what the cache
+			// still shows as warm.
+			if cur, ok := ns.nb.Port(lsp.Name); ok && isWarm(cur) {
+				n.warm.offer(cur)
+			}
+		}
 	}
 }
 
+// onPortDelete also runs for the old side of an update, so it must not
+// undo anything the new side does not redo.
 func (ns *networks) onPortDelete(lsp *nbdb.LogicalSwitchPort) {
+	ns.unindex(lsp)
 	if n := ns.lookup(lsp.ExternalIDs[ovn.NetworkKey]); n != nil {
 		n.pool.Release(lsp.Name)
+		if n.warm != nil {
+			if _, exists := ns.nb.Port(lsp.Name); exists {
+				n.warm.forget(lsp.Name) // an update: the new side follows
+			} else {
+				n.warm.drop(lsp.Name)
+			}
+		}
 	}
 }
 
@@ -108,7 +171,10 @@ func (ns *networks) get(ctx context.Context, conf *netconf.NetConf) (*network, e
 		}
 		return n, nil
 	}
-	n := &network{name: conf.Name, fingerprint: fp, conf: conf, jobs: make(chan *portJob, 1024), log: ns.log.With("network", conf.Name)}
+	n := &network{name: conf.Name, fingerprint: fp, conf: conf, nb: ns.nb, jobs: make(chan *portJob, 1024), log: ns.log.With("network", conf.Name)}
+	if ns.warmSize > 0 {
+		n.warm = newWarmPool(ns.warmSize)
+	}
 	var err error
 	switch conf.Topology {
 	case netconf.Layer2:
@@ -138,6 +204,9 @@ func (ns *networks) get(ctx context.Context, conf *netconf.NetConf) (*network, e
 	}
 	for i := range ports {
 		n.pool.Observe(ports[i].Name, portAddrs(&ports[i]))
+		if n.warm != nil && isWarm(&ports[i]) && ports[i].ExternalIDs[ovn.NodeKey] == ns.node {
+			n.warm.offer(&ports[i])
+		}
 	}
 	if ns.claims != nil {
 		for key, addrs := range ns.claims(conf.Name) {
@@ -145,6 +214,9 @@ func (ns *networks) get(ctx context.Context, conf *netconf.NetConf) (*network, e
 		}
 	}
 	go n.commitLoop(ns.nb)
+	if ns.onNew != nil {
+		ns.onNew(n)
+	}
 	return n, nil
 }
 
@@ -212,6 +284,9 @@ func (n *network) reserve(req portRequest) ([]netip.Prefix, error) {
 			addrs[i] = p.Addr()
 		}
 		if err := n.pool.Reserve(req.name, req.claim, addrs); err != nil {
+			if n.heldByWarmPort(addrs) {
+				return nil, fmt.Errorf("requested address on network %q: %w; that is a pre-provisioned (warm) port of another node, kept for its next pod: pick another address, or run the daemons with --warm-ports=0 on networks where pods choose their addresses", n.name, err)
+			}
 			return nil, fmt.Errorf("requested address on network %q: %w", n.name, err)
 		}
 		return static, nil
@@ -224,6 +299,19 @@ func (n *network) reserve(req portRequest) ([]netip.Prefix, error) {
 		return nil, fmt.Errorf("network %q is out of addresses: %w; widen \"subnets\" or shrink \"excludeSubnets\"", n.name, err)
 	}
 	return addrs, nil
+}
+
+// heldByWarmPort reports whether any of addrs belongs to a warm port (of
+// any node), to explain a refused static address.
+func (n *network) heldByWarmPort(addrs []netip.Addr) bool {
+	for _, a := range addrs {
+		if owner, ok := n.pool.Owner(a); ok {
+			if lsp, ok := n.nb.Port(owner); ok && isWarm(lsp) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // ranges are the prefixes pods of this node get addresses from.

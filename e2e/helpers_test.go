@@ -165,11 +165,34 @@ func nbctl(t *testing.T, args ...string) string {
 }
 
 // nbPorts lists the logical switch ports of a network.
+// nbPorts lists the network's attachment ports: every logical switch port
+// of the network but the nodes' warm (pre-provisioned, not yet used) ones.
 func nbPorts(t *testing.T, network string) []string {
 	t.Helper()
-	out := nbctl(t, "--bare", "--columns=name", "find", "Logical_Switch_Port",
-		fmt.Sprintf(`external_ids:"ovn-overlay/network"="%s"`, network))
-	return fields(out)
+	warm := map[string]bool{}
+	for _, p := range warmPorts(t, network) {
+		warm[p] = true
+	}
+	var out []string
+	for _, p := range allNBPorts(t, network) {
+		if !warm[p] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// warmPorts lists the network's warm ports.
+func warmPorts(t *testing.T, network string) []string {
+	t.Helper()
+	return fields(nbctl(t, "--bare", "--columns=name", "find", "Logical_Switch_Port",
+		fmt.Sprintf(`external_ids:"ovn-overlay/network"="%s"`, network), `external_ids:"ovn-overlay/warm"="true"`))
+}
+
+func allNBPorts(t *testing.T, network string) []string {
+	t.Helper()
+	return fields(nbctl(t, "--bare", "--columns=name", "find", "Logical_Switch_Port",
+		fmt.Sprintf(`external_ids:"ovn-overlay/network"="%s"`, network)))
 }
 
 // nbPortColumn reads one column of a logical switch port.

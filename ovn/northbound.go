@@ -303,6 +303,9 @@ type PortChange struct {
 	// RemoveUUIDs are ports to drop from the switch (OVSDB garbage
 	// collects them, since nothing else refers to them).
 	RemoveUUIDs []string
+	// Relabel are existing ports (UUID set) whose external_ids are
+	// replaced: a pre-provisioned port handed to a pod.
+	Relabel []*nbdb.LogicalSwitchPort
 	// AddressSets are address-set edits made in the same transaction, so
 	// a set never lists an address whose port does not exist, or misses
 	// one whose port does.
@@ -344,14 +347,23 @@ func (nb *Northbound) ApplyPorts(ctx context.Context, c PortChange) ([]string, e
 	if len(c.RemoveUUIDs) > 0 {
 		mutations = append(mutations, model.Mutation{Field: &ls.Ports, Mutator: ovsdb.MutateOperationDelete, Value: c.RemoveUUIDs})
 	}
-	if len(mutations) == 0 {
+	if len(mutations) > 0 {
+		mutate, err := nb.client.Where(ls).Mutate(ls, mutations...)
+		if err != nil {
+			return nil, fmt.Errorf("build switch %s port mutation: %w", c.Switch.Name, err)
+		}
+		ops = append(ops, mutate...)
+	}
+	for _, lsp := range c.Relabel {
+		update, err := nb.client.Where(&nbdb.LogicalSwitchPort{UUID: lsp.UUID}).Update(lsp, &lsp.ExternalIDs)
+		if err != nil {
+			return nil, fmt.Errorf("build relabel of port %s: %w", lsp.Name, err)
+		}
+		ops = append(ops, update...)
+	}
+	if len(ops) == 0 {
 		return nil, nil
 	}
-	mutate, err := nb.client.Where(ls).Mutate(ls, mutations...)
-	if err != nil {
-		return nil, fmt.Errorf("build switch %s port mutation: %w", c.Switch.Name, err)
-	}
-	ops = append(ops, mutate...)
 	asOps, err := nb.addressSetOps(c.AddressSets)
 	if err != nil {
 		return nil, err

@@ -273,3 +273,48 @@ func LastAddr(p netip.Prefix) netip.Addr {
 	a, _ := netip.AddrFromSlice(b)
 	return a
 }
+
+// Free is the number of addresses Allocate could still hand out before the
+// fullest subnet runs out (capped at 1<<30 per subnet: IPv6 subnets are
+// effectively endless). It is O(addresses in use); callers off the hot path
+// only.
+func (p *Pool) Free() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	free := -1
+	for _, s := range p.subnets {
+		hostBits := s.Addr().BitLen() - s.Bits()
+		capacity := 1 << 30
+		if hostBits < 30 {
+			capacity = 1 << hostBits
+		}
+		capacity-- // network address
+		if s.Addr().Is4() && s.Bits() < 31 {
+			capacity-- // broadcast
+		}
+		for _, ex := range p.excluded {
+			if ex.Overlaps(s) {
+				exBits := ex.Addr().BitLen() - max(ex.Bits(), s.Bits())
+				if exBits < 30 {
+					capacity -= 1 << exBits
+				} else {
+					capacity = 0
+				}
+			}
+		}
+		for a := range p.owner {
+			if s.Contains(a) {
+				capacity--
+			}
+		}
+		for a := range p.pinned {
+			if _, taken := p.owner[a]; !taken && s.Contains(a) {
+				capacity--
+			}
+		}
+		if free < 0 || capacity < free {
+			free = max(capacity, 0)
+		}
+	}
+	return max(free, 0)
+}
