@@ -38,7 +38,7 @@ type network struct {
 	// pool indexes addresses. Without subnets it has no ranges and only
 	// guards requested static addresses against duplicates.
 	pool *ipam.Pool
-	nb *ovn.Northbound
+	nb   *ovn.Northbound
 	// jobs feeds the network's committer, which turns concurrent ADDs into
 	// shared NB transactions.
 	jobs chan *portJob
