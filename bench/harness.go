@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,6 +55,10 @@ type harness struct {
 	next    int // address counter of the reference paths
 	// paths limits a run to some paths (-paths); empty: all.
 	paths []string
+	// The daemons' binary, the flags every run gives them, and the flags
+	// they run with now.
+	daemonBin            string
+	baseArgs, daemonArgs []string
 }
 
 // target is one path with the peer its first-packet probes ping.
@@ -61,6 +66,35 @@ type target struct {
 	path     path
 	topology string
 	peer     netip.Addr
+}
+
+var (
+	benchL2 = []byte(`{"cniVersion":"1.0.0","name":"bench-l2","type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":"10.202.0.0/16"}`)
+	benchL3 = []byte(`{"cniVersion":"1.0.0","name":"bench-l3","type":"ovn-k8s-cni-overlay","topology":"layer3","subnets":"10.203.0.0/16/20"}`)
+)
+
+// useDaemons restarts the node daemons if path needs other flags than
+// they run with (ovn-overlay with and without warm ports).
+func (h *harness) useDaemons(p path) error {
+	o, ok := p.(*overlayPath)
+	if !ok {
+		return nil
+	}
+	args := append(append([]string(nil), h.baseArgs...), o.daemonArgs()...)
+	if slices.Equal(args, h.daemonArgs) {
+		return nil
+	}
+	progress("restarting the node daemons with %v", args)
+	for _, n := range h.cluster.Nodes {
+		h.daemons[n.Name].Stop(5 * time.Second)
+		d, err := n.StartDaemon(h.daemonBin, args...)
+		if err != nil {
+			return err
+		}
+		h.daemons[n.Name] = d
+	}
+	h.daemonArgs = args
+	return nil
 }
 
 func (h *harness) runPlan(ctx context.Context, plan []workload) ([]*result, error) {
@@ -74,8 +108,10 @@ func (h *harness) runPlan(ctx context.Context, plan []workload) ([]*result, erro
 	}
 	prebound.prebound = true
 	targets := []*target{
-		{path: &overlayPath{plugin: h.plugin, config: []byte(`{"cniVersion":"1.0.0","name":"bench-l2","type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":"10.202.0.0/16"}`)}, topology: "layer2"},
-		{path: &overlayPath{plugin: h.plugin, config: []byte(`{"cniVersion":"1.0.0","name":"bench-l3","type":"ovn-k8s-cni-overlay","topology":"layer3","subnets":"10.203.0.0/16/20"}`)}, topology: "layer3"},
+		{path: &overlayPath{plugin: h.plugin, config: benchL2}, topology: "layer2"},
+		{path: &overlayPath{plugin: h.plugin, config: benchL3}, topology: "layer3"},
+		{path: &overlayPath{plugin: h.plugin, config: benchL2, cold: true}, topology: "layer2"},
+		{path: &overlayPath{plugin: h.plugin, config: benchL3, cold: true}, topology: "layer3"},
 		{path: floor, topology: "layer2"},
 		{path: prebound, topology: "layer2"},
 		{path: &conventionalPath{nb: h.cluster.Central.NB, ls: "bench-reference"}, topology: "layer2"},
@@ -86,6 +122,9 @@ func (h *harness) runPlan(ctx context.Context, plan []workload) ([]*result, erro
 	for _, t := range targets {
 		peer, err := h.newPod(h.cluster.Nodes[1])
 		if err != nil {
+			return nil, err
+		}
+		if err := h.useDaemons(t.path); err != nil {
 			return nil, err
 		}
 		if err := prepare(ctx, t.path, []*benchPod{peer}); err != nil {
@@ -103,6 +142,9 @@ func (h *harness) runPlan(ctx context.Context, plan []workload) ([]*result, erro
 	var results []*result
 	for _, w := range plan {
 		for _, t := range targets {
+			if err := h.useDaemons(t.path); err != nil {
+				return nil, err
+			}
 			progress("%s %s %s: %d pods", t.path.name(), t.topology, w.name, w.pods)
 			r, err := h.runWorkload(ctx, t, w)
 			if err != nil {
@@ -293,6 +335,7 @@ func (h *harness) runWorkload(ctx context.Context, t *target, w workload) (*resu
 		r.DaemonPeakRSSMB = after.peakRSSMB
 		r.NBTransactions = int(after.nbTxns - before.nbTxns)
 		r.OVSTransactions = int(after.ovsTxns - before.ovsTxns)
+		r.WarmADDs = int(after.warmADDs - before.warmADDs)
 	}
 	return r, nil
 }
@@ -313,6 +356,7 @@ type daemonSample struct {
 	cpu             float64 // seconds, all daemons
 	peakRSSMB       float64 // the largest daemon's peak
 	nbTxns, ovsTxns float64
+	warmADDs        float64 // ADDs served by a warm port
 }
 
 func (h *harness) sample() daemonSample {
@@ -324,6 +368,7 @@ func (h *harness) sample() daemonSample {
 		m := scrape(n)
 		s.nbTxns += m[`ovn_overlay_nb_port_transactions_total{result="ok"}`] + m[`ovn_overlay_nb_port_transactions_total{result="conflict"}`]
 		s.ovsTxns += m[`ovn_overlay_ovs_transactions_total{operation="add_port"}`]
+		s.warmADDs += m[`ovn_overlay_add_port_source_total{source="warm"}`]
 	}
 	return s
 }

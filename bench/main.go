@@ -84,7 +84,8 @@ func setUp(ctx context.Context, out string, daemonArgs ...string) (*harness, fun
 		cluster.Stop()
 		os.RemoveAll(bin)
 	}
-	h := &harness{cluster: cluster, plugin: filepath.Join(bin, "ovn-k8s-cni-overlay"), daemons: map[string]*sandbox.Process{}}
+	h := &harness{cluster: cluster, plugin: filepath.Join(bin, "ovn-k8s-cni-overlay"), daemons: map[string]*sandbox.Process{},
+		daemonBin: filepath.Join(bin, "ovn-overlayd"), baseArgs: daemonArgs, daemonArgs: daemonArgs}
 	for _, n := range cluster.Nodes {
 		p, err := n.StartDaemon(filepath.Join(bin, "ovn-overlayd"), daemonArgs...)
 		if err != nil {

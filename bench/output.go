@@ -41,6 +41,7 @@ type result struct {
 	DaemonPeakRSSMB  float64   `json:"daemon_peak_rss_mb,omitempty"`
 	NBTransactions   int       `json:"nb_transactions,omitempty"`
 	OVSTransactions  int       `json:"ovs_transactions,omitempty"`
+	WarmADDs         int       `json:"adds_on_warm_ports,omitempty"`
 	Failed           int       `json:"failed_attaches"`
 	FirstError       string    `json:"first_error,omitempty"`
 }
@@ -75,6 +76,16 @@ func reference(results []*result, path, workload string) *result {
 	return nil
 }
 
+// referenceTopology is reference for one topology.
+func referenceTopology(results []*result, path, topology, workload string) *result {
+	for _, r := range results {
+		if r.Path == path && r.Topology == topology && r.Workload == workload {
+			return r
+		}
+	}
+	return nil
+}
+
 func ratio(a, b float64) string {
 	if b == 0 {
 		return "-"
@@ -92,8 +103,8 @@ func writeMarkdown(path, machine string, results []*result, short bool) error {
 	if short {
 		b.WriteString("**Short mode (CI smoke run): pod counts are too small for the figures to mean anything.**\n\n")
 	}
-	b.WriteString("| path | topology | workload | pods | ADD p50 ms | p90 | p99 | max | ready (s) | pods/s | vs floor | conventional vs this | first packet p50 ms | DEL pods/s | NB txns | OVS txns | daemon CPU s | daemon peak RSS MB | failed |\n")
-	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| path | topology | workload | pods | ADD p50 ms | p90 | p99 | max | ready (s) | pods/s | vs floor | vs cold | conventional vs this | first packet p50 ms | DEL pods/s | warm ADDs | NB txns | OVS txns | daemon CPU s | daemon peak RSS MB | failed |\n")
+	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range results {
 		floor, conv := reference(results, "floor", r.Workload), reference(results, "conventional", r.Workload)
 		metric := func(x *result) float64 {
@@ -105,7 +116,12 @@ func writeMarkdown(path, machine string, results []*result, short bool) error {
 			}
 			return x.WallSeconds
 		}
-		vsFloor, convVs := "-", "-"
+		vsFloor, convVs, vsCold := "-", "-", "-"
+		if r.Path == "ovn-overlay" {
+			if cold := referenceTopology(results, "ovn-overlay-cold", r.Topology, r.Workload); cold != nil {
+				vsCold = ratio(metric(r), metric(cold))
+			}
+		}
 		if floor != nil && r.Path != "floor" {
 			vsFloor = ratio(metric(r), metric(floor))
 		}
@@ -122,10 +138,10 @@ func writeMarkdown(path, machine string, results []*result, short bool) error {
 			}
 			return fmt.Sprintf(format, v)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %d | %.1f | %.1f | %.1f | %.1f | %.2f | %.0f | %s | %s | %s | %.0f | %s | %s | %s | %s | %d |\n",
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %.1f | %.1f | %.1f | %.1f | %.2f | %.0f | %s | %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %d |\n",
 			r.Path, r.Topology, r.Workload, r.Pods, r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max,
-			r.WallSeconds, r.PodsPerSecond, vsFloor, convVs, fp, r.DelPodsPerSecond,
-			opt(float64(r.NBTransactions), "%.0f"), opt(float64(r.OVSTransactions), "%.0f"),
+			r.WallSeconds, r.PodsPerSecond, vsFloor, vsCold, convVs, fp, r.DelPodsPerSecond,
+			opt(float64(r.WarmADDs), "%.0f"), opt(float64(r.NBTransactions), "%.0f"), opt(float64(r.OVSTransactions), "%.0f"),
 			opt(r.DaemonCPUSeconds, "%.2f"), opt(r.DaemonPeakRSSMB, "%.1f"), r.Failed)
 	}
 	for _, r := range results {
@@ -148,7 +164,7 @@ func plotCDF(path string, results []*result) error {
 	p.Legend.Top = false
 	p.Legend.Left = false
 	lo, hi := math.Inf(1), 0.0
-	colors := []color.RGBA{{0, 114, 178, 255}, {0, 158, 115, 255}, {213, 94, 0, 255}, {204, 121, 167, 255}, {86, 180, 233, 255}}
+	colors := []color.RGBA{{0, 114, 178, 255}, {0, 158, 115, 255}, {213, 94, 0, 255}, {204, 121, 167, 255}, {86, 180, 233, 255}, {230, 159, 0, 255}, {0, 0, 0, 255}}
 	i := 0
 	for _, r := range results {
 		if r.Workload != "sequential" || len(r.LatenciesMs) == 0 {

@@ -43,9 +43,25 @@ type benchPod struct {
 type overlayPath struct {
 	plugin string
 	config []byte
+	// cold runs the daemons without warm (pre-provisioned) ports, so
+	// every ADD creates its logical port: the optimisation switched off.
+	cold bool
 }
 
-func (o *overlayPath) name() string { return "ovn-overlay" }
+func (o *overlayPath) name() string {
+	if o.cold {
+		return "ovn-overlay-cold"
+	}
+	return "ovn-overlay"
+}
+
+// daemonArgs are the extra daemon flags this path needs.
+func (o *overlayPath) daemonArgs() []string {
+	if o.cold {
+		return []string{"--warm-ports=0"}
+	}
+	return nil
+}
 
 func (o *overlayPath) invoke(ctx context.Context, p *benchPod, command string) error {
 	_, _, err := p.node.InvokeCNI(ctx, o.plugin, sandbox.Invocation{

@@ -30,18 +30,22 @@ type portJob struct {
 // createPort queues req for the network's committer and waits for its
 // logical switch port to be committed (or refused).
 func (n *network) createPort(ctx context.Context, req portRequest) portResult {
-	return n.submit(ctx, &portJob{req: req, result: make(chan portResult, 1)})
+	return n.submit(ctx, n.jobs, &portJob{req: req, result: make(chan portResult, 1)})
 }
 
 // adoptPort queues the relabelling of warm port lsp for req's pod (and its
 // address-set entries) and waits for it to be committed.
+//
+// Relabels have their own committer: they need no address allocation and
+// no port-set guard, so they never wait behind a batch of new ports (a warm
+// refill, or cold ADDs on a network with thousands of ports).
 func (n *network) adoptPort(ctx context.Context, lsp *nbdb.LogicalSwitchPort, req portRequest) portResult {
-	return n.submit(ctx, &portJob{req: req, adopt: lsp, result: make(chan portResult, 1)})
+	return n.submit(ctx, n.relabels, &portJob{req: req, adopt: lsp, result: make(chan portResult, 1)})
 }
 
-func (n *network) submit(ctx context.Context, job *portJob) portResult {
+func (n *network) submit(ctx context.Context, queue chan *portJob, job *portJob) portResult {
 	select {
-	case n.jobs <- job:
+	case queue <- job:
 	case <-ctx.Done():
 		return portResult{err: ctx.Err()}
 	}
@@ -50,13 +54,13 @@ func (n *network) submit(ctx context.Context, job *portJob) portResult {
 	return <-job.result
 }
 
-func (n *network) commitLoop(nb *ovn.Northbound) {
-	for job := range n.jobs {
+func (n *network) commitLoop(nb *ovn.Northbound, queue chan *portJob) {
+	for job := range queue {
 		batch := []*portJob{job}
 	drain:
 		for len(batch) < maxBatch {
 			select {
-			case j := <-n.jobs:
+			case j := <-queue:
 				batch = append(batch, j)
 			default:
 				break drain
@@ -82,13 +86,16 @@ func (n *network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
 			finishAll(batch, fmt.Errorf("logical switch %s vanished from the NB", n.switchName))
 			return
 		}
-		if n.guarded {
+		fresh := false // the batch creates ports (not only relabels)
+		for _, j := range batch {
+			fresh = fresh || j.adopt == nil
+		}
+		if n.guarded && fresh {
 			n.syncPool(nb, ls)
 		}
 		ipamStart := time.Now()
 		var ready []*portJob
 		var results []portResult
-		fresh := false // the batch creates ports (not only relabels)
 		for _, j := range batch {
 			if j.adopt != nil {
 				lsp := adoptedPort(j.adopt, j.req)
@@ -101,7 +108,6 @@ func (n *network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
 				results = append(results, portResult{lsp: lsp, addrs: parsePrefixList(lsp.ExternalIDs[addressesKey]), mac: mac})
 				continue
 			}
-			fresh = true
 			addrs, err := n.reserve(j.req)
 			if err != nil {
 				j.result <- portResult{err: err}

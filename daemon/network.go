@@ -42,6 +42,8 @@ type network struct {
 	// jobs feeds the network's committer, which turns concurrent ADDs into
 	// shared NB transactions.
 	jobs chan *portJob
+	// relabels feeds the committer of warm ports handed to pods.
+	relabels chan *portJob
 	// warm holds this node's pre-provisioned ports (warm.go); nil when
 	// the daemon runs without them.
 	warm *warmPool
@@ -171,7 +173,7 @@ func (ns *networks) get(ctx context.Context, conf *netconf.NetConf) (*network, e
 		}
 		return n, nil
 	}
-	n := &network{name: conf.Name, fingerprint: fp, conf: conf, nb: ns.nb, jobs: make(chan *portJob, 1024), log: ns.log.With("network", conf.Name)}
+	n := &network{name: conf.Name, fingerprint: fp, conf: conf, nb: ns.nb, jobs: make(chan *portJob, 1024), relabels: make(chan *portJob, 1024), log: ns.log.With("network", conf.Name)}
 	if ns.warmSize > 0 {
 		n.warm = newWarmPool(ns.warmSize)
 	}
@@ -213,7 +215,8 @@ func (ns *networks) get(ctx context.Context, conf *netconf.NetConf) (*network, e
 			n.pool.Pin(key, addrs)
 		}
 	}
-	go n.commitLoop(ns.nb)
+	go n.commitLoop(ns.nb, n.jobs)
+	go n.commitLoop(ns.nb, n.relabels)
 	if ns.onNew != nil {
 		ns.onNew(n)
 	}
