@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -31,6 +32,13 @@ func main() {
 	flag.IntVar(&cfg.WarmPorts, "warm-ports", 8, "pre-provisioned logical switch ports kept per network on this node, so ADD only binds one (0: off; see docs/performance.md)")
 	verbose := flag.Bool("v", false, "debug logging")
 	flag.Parse()
+	// The heap is mostly the OVSDB caches, which live as long as the
+	// daemon; collecting at 50% growth instead of Go's 100% keeps RSS
+	// ~20% lower (62.8 -> 51.5 MB with 1,000 local ports, same attach
+	// latency: docs/performance.md). GOGC still overrides.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
 
 	level := slog.LevelInfo
 	if *verbose {
