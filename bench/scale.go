@@ -49,8 +49,9 @@ type scaleWindow struct {
 	// Paths holds sequential attach latency per path name.
 	Paths map[string]stats `json:"attach"`
 	// Phases are the daemon's mean ADD phase durations (ms) for the
-	// product's attaches of this window.
-	Phases phaseMeans `json:"phase_means_ms"`
+	// product's attaches of this window, warm ports on and off.
+	Phases     phaseMeans `json:"phase_means_ms"`
+	ColdPhases phaseMeans `json:"cold_phase_means_ms"`
 }
 
 type scaleResult struct {
@@ -74,7 +75,7 @@ func l2conf(name, subnets string) []byte {
 // scalePaths are the paths measured in each window: ovn-overlay on a
 // network, and the floor (plain and prebound) on a switch of the same size.
 type scalePaths struct {
-	overlay         *overlayPath
+	overlay, cold   *overlayPath
 	floor, prebound *floorPath
 }
 
@@ -88,7 +89,11 @@ func (h *harness) newScalePaths(ctx context.Context, config []byte, floorSwitch 
 		return nil, err
 	}
 	prebound.prebound = true
-	return &scalePaths{overlay: &overlayPath{plugin: h.plugin, config: config}, floor: floor, prebound: prebound}, nil
+	return &scalePaths{
+		overlay: &overlayPath{plugin: h.plugin, config: config},
+		cold:    &overlayPath{plugin: h.plugin, config: config, cold: true},
+		floor:   floor, prebound: prebound,
+	}, nil
 }
 
 // measureSequential attaches n pods on node1 one at a time through p,
@@ -133,15 +138,24 @@ func (h *harness) measureSequential(ctx context.Context, r *scaleResult, p path,
 // measureWindow runs every path of sp for one cluster state.
 func (h *harness) measureWindow(ctx context.Context, r *scaleResult, name string, sp *scalePaths, n int) error {
 	w := &scaleWindow{Name: name, Paths: map[string]stats{}}
-	for _, p := range []path{sp.floor, sp.prebound, sp.overlay} {
+	// The product last, with warm ports: the daemon measured for memory
+	// afterwards is the one users run.
+	for _, p := range []path{sp.floor, sp.prebound, sp.cold, sp.overlay} {
+		if err := h.useDaemons(p); err != nil {
+			return err
+		}
 		progress("scale: %s: %d attaches, %s", name, n, p.name())
 		before := scrape(h.cluster.Nodes[0])
 		s, err := h.measureSequential(ctx, r, p, n)
 		if err != nil {
 			return err
 		}
-		if p == path(sp.overlay) {
-			w.Phases = phaseWindow(before, scrape(h.cluster.Nodes[0]))
+		if p == path(sp.overlay) || p == path(sp.cold) {
+			if p == path(sp.cold) {
+				w.ColdPhases = phaseWindow(before, scrape(h.cluster.Nodes[0]))
+			} else {
+				w.Phases = phaseWindow(before, scrape(h.cluster.Nodes[0]))
+			}
 		}
 		w.Paths[p.name()] = s
 		progress("scale: %s: %s p50 %.1f ms", name, p.name(), s.P50)
@@ -152,7 +166,8 @@ func (h *harness) measureWindow(ctx context.Context, r *scaleResult, name string
 
 func (h *harness) runScale(ctx context.Context, ports, chassis, localPorts, samples int) (*scaleResult, error) {
 	r := &scaleResult{PrefillPorts: ports, PrefillChassis: chassis, LocalPorts: localPorts}
-	pid := h.daemons[h.cluster.Nodes[0].Name].Pid()
+	// The daemons restart between paths (warm ports on and off).
+	pid := func() int { return h.daemons[h.cluster.Nodes[0].Name].Pid() }
 	small, err := h.newScalePaths(ctx, l2conf("scale-empty", "10.210.0.0/16"), "scale-floor")
 	if err != nil {
 		return nil, err
@@ -160,7 +175,7 @@ func (h *harness) runScale(ctx context.Context, ports, chassis, localPorts, samp
 	if err := h.measureWindow(ctx, r, "empty NB", small, samples); err != nil {
 		return nil, err
 	}
-	r.DaemonRSSEmptyMB = currentRSSMB(pid)
+	r.DaemonRSSEmptyMB = currentRSSMB(pid())
 
 	progress("scale: %d ports on node1 (layer3), 50 at a time", localPorts)
 	path := &overlayPath{plugin: h.plugin, config: []byte(`{"cniVersion":"1.0.0","name":"scale-local","type":"ovn-k8s-cni-overlay","topology":"layer3","subnets":"10.212.0.0/16/20"}`)}
@@ -195,8 +210,8 @@ func (h *harness) runScale(ctx context.Context, ports, chassis, localPorts, samp
 		}
 	}
 	r.LocalPortsSeconds = time.Since(begin).Seconds()
-	r.DaemonRSSLocalMB = currentRSSMB(pid)
-	r.DaemonPeakRSSMB = peakRSSMB(pid)
+	r.DaemonRSSLocalMB = currentRSSMB(pid())
+	r.DaemonPeakRSSMB = peakRSSMB(pid())
 	if err := h.measureWindow(ctx, r, fmt.Sprintf("%d local ports on the node (NB otherwise empty)", localPorts), small, samples); err != nil {
 		return nil, err
 	}
@@ -234,7 +249,7 @@ func (h *harness) runScale(ctx context.Context, ports, chassis, localPorts, samp
 	if err := h.measureWindow(ctx, r, fmt.Sprintf("NB with %d ports, same network", ports), big, samples); err != nil {
 		return nil, err
 	}
-	r.DaemonRSSFullNBMB = currentRSSMB(pid)
+	r.DaemonRSSFullNBMB = currentRSSMB(pid())
 	return r, nil
 }
 
@@ -316,24 +331,27 @@ func writeScale(out, machine string, r *scaleResult) error {
 	fmt.Fprintf(&md, "NB pre-filled with %d ports of %d simulated nodes (chassis rows) in %.1f s. "+
 		"Sequential attaches on node1; floor-prebound binds a logical port created (and compiled by northd) before the attach.\n\n",
 		r.PrefillPorts, r.PrefillChassis, r.PrefillSeconds)
-	names := []string{"floor", "floor-prebound", "ovn-overlay"}
-	md.WriteString("| window | floor p50 ms | floor-prebound p50 ms | ovn-overlay p50 ms | ovn-overlay p90 ms | ovn-overlay vs floor | prebound vs floor | ovn-overlay vs its empty NB |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	md.WriteString("| window | floor p50 ms | floor-prebound p50 ms | ovn-overlay-cold p50 ms | ovn-overlay p50 ms | ovn-overlay p90 ms | ovn-overlay vs floor | ovn-overlay vs cold | ovn-overlay vs its empty NB |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	var empty stats
 	for i, w := range r.Windows {
+		f, pb, c, o := w.Paths["floor"], w.Paths["floor-prebound"], w.Paths["ovn-overlay-cold"], w.Paths["ovn-overlay"]
 		if i == 0 {
-			empty = w.Paths[names[2]]
+			empty = o
 		}
-		f, pb, o := w.Paths[names[0]], w.Paths[names[1]], w.Paths[names[2]]
-		fmt.Fprintf(&md, "| %s | %.1f | %.1f | %.1f | %.1f | %s | %s | %s |\n", w.Name, f.P50, pb.P50, o.P50, o.P90,
-			ratio(o.P50, f.P50), ratio(pb.P50, f.P50), ratio(o.P50, empty.P50))
+		fmt.Fprintf(&md, "| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %s | %s | %s |\n", w.Name, f.P50, pb.P50, c.P50, o.P50, o.P90,
+			ratio(o.P50, f.P50), ratio(o.P50, c.P50), ratio(o.P50, empty.P50))
 	}
 	fmt.Fprintf(&md, "\n| daemon memory (node1), in run order | RSS MB |\n|---|---:|\n| empty NB | %.1f |\n| with %d local ports attached | %.1f |\n| peak while attaching them | %.1f |\n| local ports removed, NB pre-filled with %d ports (all cached) | %.1f |\n",
 		r.DaemonRSSEmptyMB, r.LocalPorts, r.DaemonRSSLocalMB, r.DaemonPeakRSSMB, r.PrefillPorts, r.DaemonRSSFullNBMB)
 	fmt.Fprintf(&md, "\n%d local ports attached (50 at a time) in %.1f s.\n", r.LocalPorts, r.LocalPortsSeconds)
-	md.WriteString("\nMean ovn-overlay ADD phase durations (ms) from the daemon's histograms, per window:\n\n| window | nb_port | plug | configure | ovn_installed |\n|---|---:|---:|---:|---:|\n")
+	md.WriteString("\nMean ADD phase durations (ms) from the daemon's histograms, per window, warm ports on (ovn-overlay) and off (cold):\n\n| window | path | nb_port | plug | configure | ovn_installed |\n|---|---|---:|---:|---:|---:|\n")
 	for _, w := range r.Windows {
-		m := w.Phases
-		fmt.Fprintf(&md, "| %s | %.1f | %.1f | %.1f | %.1f |\n", w.Name, m["nb_port"], m["plug"], m["configure"], m["ovn_installed"])
+		for _, ph := range []struct {
+			name string
+			m    phaseMeans
+		}{{"ovn-overlay", w.Phases}, {"ovn-overlay-cold", w.ColdPhases}} {
+			fmt.Fprintf(&md, "| %s | %s | %.1f | %.1f | %.1f | %.1f |\n", w.Name, ph.name, ph.m["nb_port"], ph.m["plug"], ph.m["configure"], ph.m["ovn_installed"])
+		}
 	}
 	if len(r.Failures) > 0 {
 		md.WriteString("\nFailed attaches (each ends its window):\n\n")
