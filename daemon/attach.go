@@ -174,12 +174,21 @@ func (d *Daemon) Add(ctx context.Context, req cniproto.Request) (result json.Raw
 		}
 	}
 	addPortSource.WithLabelValues(source).Inc()
+	if network.warm != nil {
+		// Refill once this ADD is done: the refill's NB transaction sets
+		// off a northd recompile that would compete with this ADD for
+		// CPU, and on a network's first ADD its allocations could take
+		// the very addresses the ADD asks for.
+		defer network.warm.poke()
+	}
 	start := time.Now()
 	nbDone := make(chan portResult, 1)
 	go func() {
 		var created portResult
 		if warm != nil {
-			created = network.adoptPort(ctx, warm, preq)
+			// Nothing to wait for: the port and its addresses exist.
+			// The relabel comes after ovn-installed (below).
+			created = warmResult(warm)
 		} else {
 			created = network.createPort(ctx, preq)
 			if len(static) > 0 && errors.Is(created.err, ipam.ErrInUse) {
@@ -189,9 +198,6 @@ func (d *Daemon) Add(ctx context.Context, req cniproto.Request) (result json.Raw
 					created = network.createPort(ctx, preq)
 				}
 			}
-		}
-		if network.warm != nil {
-			network.warm.poke() // refill after, not before, the first ADD
 		}
 		observePhase("nb_port", start)
 		nbDone <- created
@@ -209,9 +215,6 @@ func (d *Daemon) Add(ctx context.Context, req cniproto.Request) (result json.Raw
 		lsp := created.lsp
 		d.networks.index(lsp)
 		undo = append(undo, func(ctx context.Context) error { return d.deletePort(ctx, lsp.Name) })
-	case warm != nil:
-		// Not relabelled, but maybe bound: never hand it out again.
-		undo = append(undo, func(ctx context.Context) error { return d.deletePort(ctx, warm.Name) })
 	}
 	if err := errors.Join(created.err, plugErr); err != nil {
 		return nil, err
@@ -241,7 +244,21 @@ func (d *Daemon) Add(ctx context.Context, req cniproto.Request) (result json.Raw
 	if err := d.ovs.WaitInstalled(waitCtx, hostIf); err != nil {
 		return nil, err
 	}
-	observePhase("ovn_installed", phase)
+	phase = observePhase("ovn_installed", phase)
+	if warm != nil {
+		// Only now does the warm port get the pod's identity (and the
+		// pod's addresses go into its namespace's address sets): the
+		// relabel sets off a northd recompile, which is kept out of the
+		// way of ovn-controller installing the port. Until it commits,
+		// the OVS interface (named after the attachment, bound to the
+		// port) is the record that DEL, GC and a restart go by.
+		relabelled := network.adoptPort(ctx, warm, preq)
+		if relabelled.err != nil {
+			return nil, relabelled.err
+		}
+		d.networks.index(relabelled.lsp)
+		observePhase("relabel", phase)
+	}
 	return encodeResult(a, network, links, addrs, mtu)
 }
 

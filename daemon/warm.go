@@ -94,14 +94,14 @@ func (w *warmPool) hold(name string) {
 	delete(w.free, name)
 }
 
-// take hands one free warm port to an ADD and asks for a refill.
+// take hands one free warm port to an ADD (which asks for the refill when
+// it is done).
 func (w *warmPool) take() (*nbdb.LogicalSwitchPort, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for name, lsp := range w.free {
 		delete(w.free, name)
 		w.taken[name] = true
-		w.poke()
 		return lsp, true
 	}
 	return nil, false
@@ -257,6 +257,12 @@ func (d *Daemon) reclaimWarm(ctx context.Context, n *network, addrs []netip.Pref
 		}
 	}
 	return nil
+}
+
+// warmResult is what an ADD taking warm port lsp configures the pod with.
+func warmResult(lsp *nbdb.LogicalSwitchPort) portResult {
+	mac, err := portMAC(lsp)
+	return portResult{lsp: lsp, addrs: parsePrefixList(lsp.ExternalIDs[addressesKey]), mac: mac, err: err}
 }
 
 // adoptedPort is the relabelled copy of warm port lsp for req: the pod's
