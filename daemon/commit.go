@@ -98,14 +98,13 @@ func (n *network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
 		var results []portResult
 		for _, j := range batch {
 			if j.adopt != nil {
-				lsp := adoptedPort(j.adopt, j.req)
-				mac, err := portMAC(lsp)
-				if err != nil {
-					j.result <- portResult{err: err}
+				r := warmResult(adoptedPort(j.adopt, j.req))
+				if r.err != nil {
+					j.result <- r
 					continue
 				}
 				ready = append(ready, j)
-				results = append(results, portResult{lsp: lsp, addrs: parsePrefixList(lsp.ExternalIDs[addressesKey]), mac: mac})
+				results = append(results, r)
 				continue
 			}
 			addrs, err := n.reserve(j.req)

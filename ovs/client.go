@@ -276,7 +276,11 @@ func (o *Client) WaitInstalled(ctx context.Context, name string) error {
 	case <-ctx.Done():
 		state := "interface not in the OVS database"
 		if iface, ok := o.Interface(name); ok {
-			state = fmt.Sprintf("ofport=%v external_ids:ovn-installed=%q", iface.Ofport, iface.ExternalIDs[OVNInstalledKey])
+			ofport := "none"
+			if iface.Ofport != nil {
+				ofport = fmt.Sprint(*iface.Ofport)
+			}
+			state = fmt.Sprintf("ofport=%s external_ids:ovn-installed=%q", ofport, iface.ExternalIDs[OVNInstalledKey])
 		}
 		return fmt.Errorf("waiting for ovn-controller to install %s (%s): %w", name, state, ctx.Err())
 	}
