@@ -97,7 +97,9 @@ func (h *harness) useDaemons(p path) error {
 	return nil
 }
 
-func (h *harness) runPlan(ctx context.Context, plan []workload) ([]*result, error) {
+// newTargets builds every path the suite measures, as a target without its
+// peer.
+func (h *harness) newTargets(ctx context.Context) ([]*target, error) {
 	floor, err := newFloorPath(ctx, h.cluster, "bench-reference")
 	if err != nil {
 		return nil, err
@@ -107,7 +109,7 @@ func (h *harness) runPlan(ctx context.Context, plan []workload) ([]*result, erro
 		return nil, err
 	}
 	prebound.prebound = true
-	targets := []*target{
+	return []*target{
 		{path: &overlayPath{plugin: h.plugin, config: benchL2}, topology: "layer2"},
 		{path: &overlayPath{plugin: h.plugin, config: benchL3}, topology: "layer3"},
 		{path: &overlayPath{plugin: h.plugin, config: benchL2, cold: true}, topology: "layer2"},
@@ -115,6 +117,13 @@ func (h *harness) runPlan(ctx context.Context, plan []workload) ([]*result, erro
 		{path: floor, topology: "layer2"},
 		{path: prebound, topology: "layer2"},
 		{path: &conventionalPath{nb: h.cluster.Central.NB, ls: "bench-reference"}, topology: "layer2"},
+	}, nil
+}
+
+func (h *harness) runPlan(ctx context.Context, plan []workload) ([]*result, error) {
+	targets, err := h.newTargets(ctx)
+	if err != nil {
+		return nil, err
 	}
 	targets = selectTargets(targets, h.paths)
 	// Each path's first-packet probes ping a peer on the other node,
