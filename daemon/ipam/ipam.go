@@ -275,46 +275,49 @@ func LastAddr(p netip.Prefix) netip.Addr {
 }
 
 // Free is the number of addresses Allocate could still hand out before the
-// fullest subnet runs out (capped at 1<<30 per subnet: IPv6 subnets are
-// effectively endless). It is O(addresses in use); callers off the hot path
-// only.
+// fullest subnet runs out. Subnets of up to 2^16 addresses are counted
+// exactly; larger ones (IPv6, effectively endless) approximately, capped at
+// 2^30. It costs up to O(2^16 + addresses in use): for callers off the hot
+// path only.
 func (p *Pool) Free() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	free := -1
 	for _, s := range p.subnets {
-		hostBits := s.Addr().BitLen() - s.Bits()
-		capacity := 1 << 30
-		if hostBits < 30 {
-			capacity = 1 << hostBits
-		}
-		capacity-- // network address
-		if s.Addr().Is4() && s.Bits() < 31 {
-			capacity-- // broadcast
-		}
-		for _, ex := range p.excluded {
-			if ex.Overlaps(s) {
-				exBits := ex.Addr().BitLen() - max(ex.Bits(), s.Bits())
-				if exBits < 30 {
-					capacity -= 1 << exBits
-				} else {
-					capacity = 0
-				}
-			}
-		}
-		for a := range p.owner {
-			if s.Contains(a) {
-				capacity--
-			}
-		}
-		for a := range p.pinned {
-			if _, taken := p.owner[a]; !taken && s.Contains(a) {
-				capacity--
-			}
-		}
-		if free < 0 || capacity < free {
-			free = max(capacity, 0)
+		n := p.freeIn(s)
+		if free < 0 || n < free {
+			free = n
 		}
 	}
 	return max(free, 0)
+}
+
+func (p *Pool) freeIn(s netip.Prefix) int {
+	hostBits := s.Addr().BitLen() - s.Bits()
+	if hostBits <= 16 {
+		n := 0
+		for a := s.Addr(); s.Contains(a); a = a.Next() {
+			_, taken := p.owner[a]
+			_, pinned := p.pinned[a]
+			if !taken && !pinned && !p.excludedOrSpecial(s, a) {
+				n++
+			}
+		}
+		return n
+	}
+	n := 1 << 30
+	if hostBits < 30 {
+		n = 1 << hostBits
+	}
+	for a := range p.owner {
+		if s.Contains(a) {
+			n--
+		}
+	}
+	for a := range p.pinned {
+		if _, taken := p.owner[a]; !taken && s.Contains(a) {
+			n--
+		}
+	}
+	return n
 }

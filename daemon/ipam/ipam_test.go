@@ -197,3 +197,37 @@ func TestPinnedAddressesOutliveTheirPort(t *testing.T) {
 		t.Fatalf("after unpin got %v %v, want %s", got, err, a)
 	}
 }
+
+func TestFree(t *testing.T) {
+	tests := []struct {
+		name     string
+		subnets  []netip.Prefix
+		excluded []netip.Prefix
+		taken    []string
+		pinned   []string
+		want     int
+	}{
+		{name: "ipv4 /24 minus network and broadcast", subnets: prefixes("10.0.0.0/24"), want: 254},
+		{name: "exclusions overlapping the network address count once", subnets: prefixes("10.0.0.0/28"),
+			excluded: prefixes("10.0.0.0/29"), want: 7},
+		{name: "taken and pinned addresses", subnets: prefixes("10.0.0.0/29"),
+			taken: []string{"10.0.0.1", "10.0.0.2"}, pinned: []string{"10.0.0.2", "10.0.0.3"}, want: 3},
+		{name: "dual stack: the fullest subnet decides", subnets: prefixes("10.0.0.0/30", "fd00::/64"), taken: []string{"10.0.0.1"}, want: 1},
+		{name: "large ipv6 is capped", subnets: prefixes("fd00::/64"), want: 1 << 30},
+		{name: "no subnets", want: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := NewPool(tt.subnets, tt.excluded)
+			for _, a := range tt.taken {
+				p.Observe("port-"+a, []netip.Addr{netip.MustParseAddr(a)})
+			}
+			for _, a := range tt.pinned {
+				p.Pin("claim-"+a, []netip.Addr{netip.MustParseAddr(a)})
+			}
+			if got := p.Free(); got != tt.want {
+				t.Errorf("Free() = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}

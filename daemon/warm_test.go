@@ -1,0 +1,89 @@
+package daemon
+
+import (
+	"testing"
+
+	"github.com/ovn-overlay/ovn-overlay/ovn"
+	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
+)
+
+func warmLSP(name string) *nbdb.LogicalSwitchPort {
+	return &nbdb.LogicalSwitchPort{Name: name, Addresses: []string{"0a:58:0a:00:00:05 10.0.0.5"},
+		ExternalIDs: map[string]string{warmKey: "true", ovn.NodeKey: "node1", addressesKey: "10.0.0.5/24"}}
+}
+
+// The pool's bookkeeping decides whether a port can be handed to two pods:
+// each step is an event or an ADD, in the order they can happen.
+func TestWarmPoolNeverHandsOutAPortTwice(t *testing.T) {
+	type step struct {
+		op   string // offer, take, forget, drop, hold
+		port string
+		// for take: the port expected, "" for none
+		want string
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{name: "offered port is taken once", steps: []step{
+			{op: "offer", port: "a"}, {op: "take", want: "a"}, {op: "take", want: ""},
+		}},
+		{name: "late event with the warm state does not free a taken port", steps: []step{
+			{op: "offer", port: "a"}, {op: "take", want: "a"},
+			{op: "forget", port: "a"}, {op: "offer", port: "a"}, {op: "take", want: ""},
+		}},
+		{name: "a port bound at start is held", steps: []step{
+			{op: "hold", port: "a"}, {op: "offer", port: "a"}, {op: "take", want: ""},
+		}},
+		{name: "a deleted port is gone for good", steps: []step{
+			{op: "offer", port: "a"}, {op: "drop", port: "a"}, {op: "take", want: ""},
+		}},
+		{name: "an update's old side forgets, its new side offers again", steps: []step{
+			{op: "offer", port: "a"}, {op: "forget", port: "a"}, {op: "offer", port: "a"}, {op: "take", want: "a"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWarmPool(8)
+			for i, s := range tt.steps {
+				switch s.op {
+				case "offer":
+					w.offer(warmLSP(s.port))
+				case "forget":
+					w.forget(s.port)
+				case "drop":
+					w.drop(s.port)
+				case "hold":
+					w.hold(s.port)
+				case "take":
+					lsp, ok := w.take()
+					got := ""
+					if ok {
+						got = lsp.Name
+					}
+					if got != s.want {
+						t.Fatalf("step %d: take() = %q, want %q", i, got, s.want)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestAdoptedPortCarriesThePodNotTheWarmMark(t *testing.T) {
+	warm := warmLSP("ovn-overlay.net.prov.node1.abc")
+	got := adoptedPort(warm, portRequest{externalIDs: map[string]string{ovn.ContainerIDKey: "c1", ovn.IfNameKey: "net1"}})
+	if isWarm(got) {
+		t.Error("adopted port still carries the warm mark")
+	}
+	if got.ExternalIDs[ovn.ContainerIDKey] != "c1" || got.ExternalIDs[addressesKey] != "10.0.0.5/24" || got.Name != warm.Name {
+		t.Errorf("adopted port = %+v, want the pod's identity, the warm port's name and addresses", got)
+	}
+	if !isWarm(warm) {
+		t.Error("adoptedPort changed the cached warm port it was given")
+	}
+	r := warmResult(got)
+	if r.err != nil || r.mac.String() != "0a:58:0a:00:00:05" || len(r.addrs) != 1 || r.addrs[0].String() != "10.0.0.5/24" {
+		t.Errorf("warmResult = %+v", r)
+	}
+}
