@@ -40,7 +40,7 @@ import (
 //     retry or DEL removes it).
 
 // warmKey marks a pre-provisioned logical switch port.
-const warmKey = "ovn-overlay/warm"
+const warmKey = ovn.WarmKey
 
 // Thresholds for keeping warm ports, as multiples of the pool size: a
 // layer2 network is shared with every node, so a node holds warm addresses

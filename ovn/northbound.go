@@ -39,6 +39,10 @@ const (
 	PodNameKey      = "ovn-overlay/pod-name"
 	NetnsKey        = "ovn-overlay/netns"
 	NADKey          = "ovn-overlay/nad"
+	// WarmKey=true marks a port a node created ahead of any pod (a warm
+	// port); NodeKey names the node. A pod that takes it replaces the mark
+	// with its identity.
+	WarmKey = "ovn-overlay/warm"
 )
 
 // ErrConflict means a transaction's precondition failed because another

@@ -159,15 +159,22 @@ func (nb *Northbound) ReleaseNode(ctx context.Context, node string) (string, err
 	if err := nb.client.List(ctx, &allSwitches); err != nil {
 		return "", err
 	}
-	ports := 0
+	ports, warm := 0, 0
 	for _, ls := range allSwitches {
 		var drop []string
 		for _, uuid := range ls.Ports {
 			lsp := &nbdb.LogicalSwitchPort{UUID: uuid}
-			if err := nb.client.Get(ctx, lsp); err != nil || lsp.ExternalIDs[NodeKey] != node || lsp.ExternalIDs[ContainerIDKey] == "" {
+			if err := nb.client.Get(ctx, lsp); err != nil || lsp.ExternalIDs[NodeKey] != node {
 				continue
 			}
-			ports++
+			switch {
+			case lsp.ExternalIDs[ContainerIDKey] != "":
+				ports++
+			case lsp.ExternalIDs[WarmKey] == "true":
+				warm++
+			default:
+				continue
+			}
 			net := lsp.ExternalIDs[NetworkKey]
 			removedAddrs[net] = append(removedAddrs[net], portIPs(lsp)...)
 			if !nodeSwitch[ls.UUID] {
@@ -197,7 +204,7 @@ func (nb *Northbound) ReleaseNode(ctx context.Context, node string) (string, err
 			ops = append(ops, m...)
 		}
 	}
-	summary = append(summary, fmt.Sprintf("%d pod ports", ports))
+	summary = append(summary, fmt.Sprintf("%d pod ports", ports), fmt.Sprintf("%d warm ports", warm))
 	if len(ops) == 0 {
 		return "nothing owned by node " + node, nil
 	}

@@ -201,8 +201,10 @@ func TestPodDeletedWhileDaemonDown(t *testing.T) {
 	if err := e.startDaemon(n); err != nil {
 		t.Fatal(err)
 	}
+	// A pod's port is named after it unless it took a warm port: its
+	// external_ids say whose it is.
 	got := ports(t, "gc-l2")
-	if len(got) != 1 || !strings.Contains(got[0], survivor.containerID) {
+	if len(got) != 1 || !strings.Contains(nbctl(t, "get", "Logical_Switch_Port", got[0], `external_ids:"ovn-overlay/container-id"`), survivor.containerID) {
 		t.Fatalf("after restart the NB has ports %v, want only the survivor's", got)
 	}
 	if out, _ := n.Run("ip", "-o", "link", "show", "type", "veth"); strings.Count(out, ": ov") != 1 {
