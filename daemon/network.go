@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 
@@ -70,6 +71,11 @@ type networks struct {
 	byIdentity map[string]string
 }
 
+func identityKeyOf(lsp *nbdb.LogicalSwitchPort) string {
+	ids := lsp.ExternalIDs
+	return identityKey(ids[ovn.NetworkKey], ids[ovn.ContainerIDKey], ids[ovn.IfNameKey])
+}
+
 func identityKey(network, containerID, ifName string) string {
 	return network + "\x00" + containerID + "\x00" + ifName
 }
@@ -94,8 +100,7 @@ func (ns *networks) index(lsp *nbdb.LogicalSwitchPort) {
 }
 
 func (ns *networks) unindex(lsp *nbdb.LogicalSwitchPort) {
-	ids := lsp.ExternalIDs
-	key := identityKey(ids[ovn.NetworkKey], ids[ovn.ContainerIDKey], ids[ovn.IfNameKey])
+	key := identityKeyOf(lsp)
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
 	if ns.byIdentity[key] == lsp.Name {
@@ -105,7 +110,7 @@ func (ns *networks) unindex(lsp *nbdb.LogicalSwitchPort) {
 
 func newNetworks(nb *ovn.Northbound, node string, log *slog.Logger) *networks {
 	ns := &networks{nb: nb, node: node, log: log, m: map[string]*network{}, byIdentity: map[string]string{}}
-	nb.AddPortHandler(ns.onPortAdd, ns.onPortDelete)
+	nb.AddPortHandler(ns)
 	return ns
 }
 
@@ -115,33 +120,56 @@ func (ns *networks) lookup(name string) *network {
 	return ns.m[name]
 }
 
-func (ns *networks) onPortAdd(lsp *nbdb.LogicalSwitchPort) {
+// PortAdded indexes a new port: its attachment, its addresses, and if it is
+// one of this node's warm ports, the warm pool.
+func (ns *networks) PortAdded(lsp *nbdb.LogicalSwitchPort) {
 	ns.index(lsp)
 	if n := ns.lookup(lsp.ExternalIDs[ovn.NetworkKey]); n != nil {
 		n.pool.Observe(lsp.Name, portAddrs(lsp))
-		if n.warm != nil && isWarm(lsp) && lsp.ExternalIDs[ovn.NodeKey] == ns.node {
-			// Events run behind the cache: offer only what the cache
-			// still shows as warm.
-			if cur, ok := ns.nb.Port(lsp.Name); ok && isWarm(cur) {
-				n.warm.offer(cur)
-			}
-		}
+		ns.offerWarm(n, lsp)
 	}
 }
 
-// onPortDelete also runs for the old side of an update, so it must not
-// undo anything the new side does not redo.
-func (ns *networks) onPortDelete(lsp *nbdb.LogicalSwitchPort) {
+// PortUpdated follows a change in place: nothing is released and taken
+// back, so no reader ever sees the port's addresses free.
+func (ns *networks) PortUpdated(old, lsp *nbdb.LogicalSwitchPort) {
+	if identityKeyOf(old) != identityKeyOf(lsp) {
+		ns.unindex(old)
+	}
+	ns.index(lsp)
+	n := ns.lookup(lsp.ExternalIDs[ovn.NetworkKey])
+	if n == nil {
+		return
+	}
+	if !slices.Equal(portAddrs(old), portAddrs(lsp)) {
+		n.pool.Release(lsp.Name)
+		n.pool.Observe(lsp.Name, portAddrs(lsp))
+	}
+	if n.warm != nil && !isWarm(lsp) {
+		n.warm.forget(lsp.Name)
+	}
+	ns.offerWarm(n, lsp)
+}
+
+func (ns *networks) PortDeleted(lsp *nbdb.LogicalSwitchPort) {
 	ns.unindex(lsp)
 	if n := ns.lookup(lsp.ExternalIDs[ovn.NetworkKey]); n != nil {
 		n.pool.Release(lsp.Name)
 		if n.warm != nil {
-			if _, exists := ns.nb.Port(lsp.Name); exists {
-				n.warm.forget(lsp.Name) // an update: the new side follows
-			} else {
-				n.warm.drop(lsp.Name)
-			}
+			n.warm.drop(lsp.Name)
 		}
+	}
+}
+
+// offerWarm adds lsp to n's warm pool if it is one of this node's warm
+// ports. Events run behind the cache: offer only what the cache still
+// shows as warm.
+func (ns *networks) offerWarm(n *network, lsp *nbdb.LogicalSwitchPort) {
+	if n.warm == nil || !isWarm(lsp) || lsp.ExternalIDs[ovn.NodeKey] != ns.node {
+		return
+	}
+	if cur, ok := ns.nb.Port(lsp.Name); ok && isWarm(cur) {
+		n.warm.offer(cur)
 	}
 }
 
@@ -175,7 +203,7 @@ func (ns *networks) get(ctx context.Context, conf *netconf.NetConf) (*network, e
 	}
 	n := &network{name: conf.Name, fingerprint: fp, conf: conf, nb: ns.nb, jobs: make(chan *portJob, 1024), relabels: make(chan *portJob, 1024), log: ns.log.With("network", conf.Name)}
 	if ns.warmSize > 0 {
-		n.warm = newWarmPool(ns.warmSize)
+		n.warm = newWarmPool(conf.Name, ns.warmSize)
 	}
 	var err error
 	switch conf.Topology {

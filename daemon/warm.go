@@ -55,17 +55,23 @@ const (
 
 // warmPool tracks one network's warm ports on this node.
 type warmPool struct {
-	size int // configured target; the effective one is warmTarget's
-	mu   sync.Mutex
-	free map[string]*nbdb.LogicalSwitchPort
+	network string
+	size    int // configured target; the effective one is warmTarget's
+	mu      sync.Mutex
+	free    map[string]*nbdb.LogicalSwitchPort
 	// taken were handed to an ADD (or are bound by a local OVS interface);
 	// cache events must not make them free again.
 	taken map[string]bool
 	kick  chan struct{}
 }
 
-func newWarmPool(size int) *warmPool {
-	return &warmPool{size: size, free: map[string]*nbdb.LogicalSwitchPort{}, taken: map[string]bool{}, kick: make(chan struct{}, 1)}
+func newWarmPool(network string, size int) *warmPool {
+	return &warmPool{network: network, size: size, free: map[string]*nbdb.LogicalSwitchPort{}, taken: map[string]bool{}, kick: make(chan struct{}, 1)}
+}
+
+// changed publishes the free count; callers hold mu.
+func (w *warmPool) changed() {
+	warmPortsFree.WithLabelValues(w.network).Set(float64(len(w.free)))
 }
 
 func isWarm(lsp *nbdb.LogicalSwitchPort) bool { return lsp.ExternalIDs[warmKey] == "true" }
@@ -77,6 +83,7 @@ func (w *warmPool) offer(lsp *nbdb.LogicalSwitchPort) {
 	if !w.taken[lsp.Name] {
 		w.free[lsp.Name] = lsp
 	}
+	w.changed()
 }
 
 // forget drops a port that is gone or no longer warm.
@@ -84,6 +91,7 @@ func (w *warmPool) forget(name string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	delete(w.free, name)
+	w.changed()
 }
 
 // hold marks a port as not free (bound locally, found at start).
@@ -92,6 +100,7 @@ func (w *warmPool) hold(name string) {
 	defer w.mu.Unlock()
 	w.taken[name] = true
 	delete(w.free, name)
+	w.changed()
 }
 
 // take hands one free warm port to an ADD (which asks for the refill when
@@ -102,6 +111,7 @@ func (w *warmPool) take() (*nbdb.LogicalSwitchPort, bool) {
 	for name, lsp := range w.free {
 		delete(w.free, name)
 		w.taken[name] = true
+		w.changed()
 		return lsp, true
 	}
 	return nil, false
@@ -115,6 +125,7 @@ func (w *warmPool) takeNamed(name string) (*nbdb.LogicalSwitchPort, bool) {
 	if ok {
 		delete(w.free, name)
 		w.taken[name] = true
+		w.changed()
 		w.poke()
 	}
 	return lsp, ok
@@ -129,6 +140,7 @@ func (w *warmPool) drop(name string) {
 	defer w.mu.Unlock()
 	delete(w.free, name)
 	delete(w.taken, name)
+	w.changed()
 }
 
 func (w *warmPool) count() int {
@@ -197,7 +209,6 @@ func (n *network) warmLoop(d *Daemon) {
 			n.log.Warn("warm ports: refill failed; ADDs take the cold path meanwhile", "err", err)
 			next = warmRetry
 		}
-		warmPortsFree.WithLabelValues(n.name).Set(float64(n.warm.count()))
 		timer.Reset(next)
 	}
 }

@@ -44,7 +44,7 @@ func TestWarmPoolNeverHandsOutAPortTwice(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := newWarmPool(8)
+			w := newWarmPool("net", 8)
 			for i, s := range tt.steps {
 				switch s.op {
 				case "offer":

@@ -119,24 +119,32 @@ func (nb *Northbound) Close() { nb.client.Close() }
 // Connected reports whether the connection is up.
 func (nb *Northbound) Connected() bool { return nb.client.Connected() }
 
-// AddPortHandler registers callbacks for owned logical switch port changes.
-// They run on the cache's event goroutine, in order, and must not block.
-func (nb *Northbound) AddPortHandler(onAdd func(*nbdb.LogicalSwitchPort), onDelete func(*nbdb.LogicalSwitchPort)) {
+// PortHandler receives owned logical switch port changes. Its methods run on
+// the cache's event goroutine, in order, and must not block. An update is
+// one call, not a delete and an add: a reader between the two would see
+// the port missing (northd updates every port it binds).
+type PortHandler interface {
+	PortAdded(*nbdb.LogicalSwitchPort)
+	PortUpdated(old, new *nbdb.LogicalSwitchPort)
+	PortDeleted(*nbdb.LogicalSwitchPort)
+}
+
+// AddPortHandler registers h for owned logical switch port changes.
+func (nb *Northbound) AddPortHandler(h PortHandler) {
 	nb.client.Cache().AddEventHandler(&cache.EventHandlerFuncs{
 		AddFunc: func(table string, m model.Model) {
 			if table == nbdb.LogicalSwitchPortTable {
-				onAdd(m.(*nbdb.LogicalSwitchPort))
+				h.PortAdded(m.(*nbdb.LogicalSwitchPort))
 			}
 		},
 		UpdateFunc: func(table string, old, new model.Model) {
 			if table == nbdb.LogicalSwitchPortTable {
-				onDelete(old.(*nbdb.LogicalSwitchPort))
-				onAdd(new.(*nbdb.LogicalSwitchPort))
+				h.PortUpdated(old.(*nbdb.LogicalSwitchPort), new.(*nbdb.LogicalSwitchPort))
 			}
 		},
 		DeleteFunc: func(table string, m model.Model) {
 			if table == nbdb.LogicalSwitchPortTable {
-				onDelete(m.(*nbdb.LogicalSwitchPort))
+				h.PortDeleted(m.(*nbdb.LogicalSwitchPort))
 			}
 		},
 	})
