@@ -20,16 +20,38 @@ func TestMetricsEndpoint(t *testing.T) {
 	p := newPod(t, node(t, 0), "metrics")
 	mustAdd(t, p, "net1", layer2Config(network, "10.38.0.0/24", nil))
 
-	// The daemon runs in the node's netns, so its :9476 is there. The
-	// connection is made on a thread inside it (http.Transport would dial
-	// from another goroutine, outside).
+	body := daemonMetrics(t, p.Node)
+	for _, series := range []string{
+		`ovn_overlay_cni_duration_seconds_count{command="ADD",result="ok"}`,
+		`ovn_overlay_add_phase_duration_seconds_count{phase="nb_port"}`,
+		`ovn_overlay_add_phase_duration_seconds_count{phase="plug"}`,
+		`ovn_overlay_add_phase_duration_seconds_count{phase="configure"}`,
+		`ovn_overlay_add_phase_duration_seconds_count{phase="ovn_installed"}`,
+		`ovn_overlay_nb_port_transactions_total{result="ok"}`,
+	} {
+		v, ok := metricValue(body, series)
+		if !ok {
+			t.Errorf("metrics lack %s", series)
+			continue
+		}
+		if v < 1 {
+			t.Errorf("%s = %v, want at least 1", series, v)
+		}
+	}
+}
+
+// daemonMetrics scrapes node n's daemon /metrics (127.0.0.1:9476 in the
+// node's netns). The connection is made on a thread inside the netns:
+// http.Transport would dial from another goroutine, outside.
+func daemonMetrics(t *testing.T, n *sandbox.Node) string {
+	t.Helper()
 	var conn net.Conn
-	err := sandbox.InNetns(p.Node.NetnsPath, func() (err error) {
+	err := sandbox.InNetns(n.NetnsPath, func() (err error) {
 		conn, err = net.DialTimeout("tcp", "127.0.0.1:9476", 5*time.Second)
 		return err
 	})
 	if err != nil {
-		t.Fatalf("connect to metrics: %v", err)
+		t.Fatalf("connect to %s metrics: %v", n.Name, err)
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
@@ -41,25 +63,20 @@ func TestMetricsEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, series := range []string{
-		`ovn_overlay_cni_duration_seconds_count{command="ADD",result="ok"}`,
-		`ovn_overlay_add_phase_duration_seconds_count{phase="nb_port"}`,
-		`ovn_overlay_add_phase_duration_seconds_count{phase="plug"}`,
-		`ovn_overlay_add_phase_duration_seconds_count{phase="configure"}`,
-		`ovn_overlay_add_phase_duration_seconds_count{phase="ovn_installed"}`,
-		`ovn_overlay_nb_port_transactions_total{result="ok"}`,
-	} {
-		m := regexp.MustCompile(regexp.QuoteMeta(series) + ` (\S+)`).FindSubmatch(body)
-		if m == nil {
-			t.Errorf("metrics lack %s", series)
-			continue
-		}
-		if v, _ := strconv.ParseFloat(string(m[1]), 64); v < 1 {
-			t.Errorf("%s = %s, want at least 1", series, m[1])
-		}
+	return string(body)
+}
+
+// metricValue finds one series (name{labels}) in a scrape.
+func metricValue(body, series string) (float64, bool) {
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindStringSubmatch(body)
+	if m == nil {
+		return 0, false
 	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	return v, err == nil
 }

@@ -1,13 +1,10 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"net"
-	"net/http"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -302,46 +299,6 @@ func podIface(t *testing.T, p *testPod, ifName string) (string, []netip.Prefix) 
 		addrs = append(addrs, netip.MustParsePrefix(a[1]))
 	}
 	return m[1], addrs
-}
-
-// daemonMetrics scrapes node n's daemon /metrics (127.0.0.1:9476 in the
-// node's netns, dialled from a thread inside it; see metrics_test.go).
-func daemonMetrics(t *testing.T, n *sandbox.Node) string {
-	t.Helper()
-	var conn net.Conn
-	err := sandbox.InNetns(n.NetnsPath, func() (err error) {
-		conn, err = net.DialTimeout("tcp", "127.0.0.1:9476", 5*time.Second)
-		return err
-	})
-	if err != nil {
-		t.Fatalf("connect to %s metrics: %v", n.Name, err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	req, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1:9476/metrics", nil)
-	if err := req.Write(conn); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(body)
-}
-
-// metricValue finds one series (name{labels}) in a scrape.
-func metricValue(body, series string) (float64, bool) {
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindStringSubmatch(body)
-	if m == nil {
-		return 0, false
-	}
-	v, err := strconv.ParseFloat(m[1], 64)
-	return v, err == nil
 }
 
 // portSources reads the daemon's ADD counters by port source; a source
