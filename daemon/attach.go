@@ -149,12 +149,13 @@ func (d *Daemon) Add(ctx context.Context, req cniproto.Request) (result json.Raw
 	}
 	hostIf := a.hostIfName()
 
-	// A warm port (pre-provisioned, already compiled by northd) is only
-	// bound and relabelled; otherwise a port is created. Either way the
-	// NB work runs alongside the local plumbing (veth into the pod, OVS
-	// port bound to the port's name, known in advance): ovn-controller
-	// binds the port once both exist. Only the pod's MAC and addresses
-	// wait for the NB.
+	// Where the logical port comes from: a warm port (pre-provisioned,
+	// already compiled by northd) is bound now and relabelled with the pod's
+	// identity once installed; otherwise (the cold path) the port is
+	// created, with IPAM, in a transaction shared with concurrent ADDs.
+	// Either way the local plumbing (veth into the pod, OVS port bound to
+	// the port's name, known in advance) runs alongside; only the pod's MAC
+	// and addresses wait for the port.
 	if len(static) > 0 {
 		if err := d.reclaimWarm(ctx, network, network.widen(static)); err != nil {
 			return nil, err
@@ -164,16 +165,11 @@ func (d *Daemon) Add(ctx context.Context, req cniproto.Request) (result json.Raw
 		name: a.portName(), mac: mac, static: static, namespace: a.args.PodNamespace,
 		claim: claim.Key(), externalIDs: d.portExternalIDs(a),
 	}
-	ifaceID, warm, source := a.portName(), (*nbdb.LogicalSwitchPort)(nil), "fixed"
-	if len(static) == 0 && mac == nil && claim == nil {
-		source = "cold"
-		if network.warm != nil {
-			if lsp, ok := network.warm.take(); ok {
-				ifaceID, warm, source = lsp.Name, lsp, "warm"
-			}
-		}
+	warm := takeWarm(network, len(static) == 0 && mac == nil && claim == nil)
+	ifaceID := a.portName()
+	if warm != nil {
+		ifaceID = warm.Name
 	}
-	addPortSource.WithLabelValues(source).Inc()
 	if network.warm != nil {
 		// Refill once this ADD is done: the refill's NB transaction sets
 		// off a northd recompile that would compete with this ADD for
@@ -210,8 +206,7 @@ func (d *Daemon) Add(ctx context.Context, req cniproto.Request) (result json.Raw
 		observePhase("plug", start)
 	}
 	created := <-nbDone
-	switch {
-	case created.err == nil:
+	if created.err == nil {
 		lsp := created.lsp
 		d.networks.index(lsp)
 		undo = append(undo, func(ctx context.Context) error { return d.deletePort(ctx, lsp.Name) })
@@ -260,6 +255,24 @@ func (d *Daemon) Add(ctx context.Context, req cniproto.Request) (result json.Raw
 		observePhase("relabel", phase)
 	}
 	return encodeResult(a, network, links, addrs, mtu)
+}
+
+// takeWarm hands out one of the network's warm ports if the ADD lets the
+// daemon choose addresses and MAC (eligible) and the node has one, and
+// counts where the ADD's port comes from.
+func takeWarm(n *network, eligible bool) *nbdb.LogicalSwitchPort {
+	source := "fixed"
+	var lsp *nbdb.LogicalSwitchPort
+	if eligible {
+		source = "cold"
+		if n.warm != nil {
+			if l, ok := n.warm.take(); ok {
+				lsp, source = l, "warm"
+			}
+		}
+	}
+	addPortSource.WithLabelValues(source).Inc()
+	return lsp
 }
 
 // plug creates the veth straight into the pod (no addresses yet) and its OVS
