@@ -33,11 +33,12 @@ func main() {
 	scalePorts := flag.Int("scale-ports", 20000, "ports pre-filled in the NB for -scale")
 	scaleNodes := flag.Int("scale-nodes", 200, "simulated nodes (chassis rows) owning them")
 	scaleLocal := flag.Int("scale-local", 1000, "ports attached on one node for the memory measurement")
+	scaleSteps := flag.Int("scale-steps", 4, "-scale fills the NB in this many equal steps, measuring after each")
 	paths := flag.String("paths", "", "comma-separated paths to run (e.g. floor,ovn-overlay/layer2); empty: all")
 	workloads := flag.String("workloads", "", "comma-separated workloads to run (e.g. sequential,burst-300); empty: all")
 	flag.Parse()
 	if *scale {
-		if err := runScale(*out, *scalePorts, *scaleNodes, *scaleLocal); err != nil {
+		if err := runScale(*out, *scalePorts, *scaleNodes, *scaleLocal, *scaleSteps); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
@@ -97,7 +98,7 @@ func setUp(ctx context.Context, out string, daemonArgs ...string) (*harness, fun
 	return h, stop, nil
 }
 
-func runScale(out string, ports, nodes, local int) error {
+func runScale(out string, ports, nodes, local, steps int) error {
 	ctx := context.Background()
 	// At scale ovn-controller may take far longer than the default 20 s
 	// deadline; the run measures how long.
@@ -106,7 +107,7 @@ func runScale(out string, ports, nodes, local int) error {
 		return err
 	}
 	defer stop()
-	r, err := h.runScale(ctx, ports, nodes, local, 20)
+	r, err := h.runScale(ctx, ports, nodes, local, max(steps, 1), 20)
 	if err != nil {
 		return err
 	}

@@ -164,7 +164,7 @@ func (h *harness) measureWindow(ctx context.Context, r *scaleResult, name string
 	return nil
 }
 
-func (h *harness) runScale(ctx context.Context, ports, chassis, localPorts, samples int) (*scaleResult, error) {
+func (h *harness) runScale(ctx context.Context, ports, chassis, localPorts, steps, samples int) (*scaleResult, error) {
 	r := &scaleResult{PrefillPorts: ports, PrefillChassis: chassis, LocalPorts: localPorts}
 	// The daemons restart between paths (warm ports on and off).
 	pid := func() int { return h.daemons[h.cluster.Nodes[0].Name].Pid() }
@@ -226,37 +226,49 @@ func (h *harness) runScale(ctx context.Context, ports, chassis, localPorts, samp
 		}()
 	}
 	wg.Wait()
-	progress("scale: pre-filling the NB with %d ports of %d simulated nodes", ports, chassis)
-	begin = time.Now()
-	if err := h.prefill(ctx, ports, chassis); err != nil {
-		return nil, err
-	}
-	r.PrefillSeconds = time.Since(begin).Seconds()
-	progress("scale: pre-filled in %.1fs", r.PrefillSeconds)
-
 	other, err := h.newScalePaths(ctx, l2conf("scale-other", "10.211.0.0/16"), "scale-floor")
 	if err != nil {
 		return nil, err
 	}
-	if err := h.measureWindow(ctx, r, fmt.Sprintf("NB with %d ports, another network", ports), other, samples); err != nil {
-		return nil, err
-	}
-	// The floor's ports go on the switch holding the pre-filled ports.
-	big, err := h.newScalePaths(ctx, l2conf("scale-big", "10.0.0.0/8"), "ovn-overlay.scale-big.layer2")
-	if err != nil {
-		return nil, err
-	}
-	if err := h.measureWindow(ctx, r, fmt.Sprintf("NB with %d ports, same network", ports), big, samples); err != nil {
-		return nil, err
+	// The NB grows in steps, so the tables show how cost grows with it.
+	var big *scalePaths
+	sameFailed := false
+	for step := 1; step <= steps; step++ {
+		from, to := ports*(step-1)/steps, ports*step/steps
+		progress("scale: pre-filling the NB with ports %d-%d of %d simulated nodes", from, to, chassis)
+		begin = time.Now()
+		if err := h.prefill(ctx, from, to, chassis); err != nil {
+			return nil, err
+		}
+		r.PrefillSeconds += time.Since(begin).Seconds()
+		if err := h.measureWindow(ctx, r, fmt.Sprintf("NB with %d ports, another network", to), other, samples); err != nil {
+			return nil, err
+		}
+		if sameFailed {
+			continue // it only gets worse: skip the minutes of timeouts
+		}
+		if big == nil {
+			// The floors' ports go on the switch holding the pre-filled
+			// ports, which exists now.
+			if big, err = h.newScalePaths(ctx, l2conf("scale-big", "10.0.0.0/8"), "ovn-overlay.scale-big.layer2"); err != nil {
+				return nil, err
+			}
+		}
+		failures := len(r.Failures)
+		if err := h.measureWindow(ctx, r, fmt.Sprintf("NB with %d ports, same network", to), big, samples); err != nil {
+			return nil, err
+		}
+		sameFailed = len(r.Failures) > failures
 	}
 	r.DaemonRSSFullNBMB = currentRSSMB(pid())
 	return r, nil
 }
 
-// prefill writes chassis rows for simulated nodes and ports owned by them
-// into one layer2 network, in transactions of 1,000 ports.
-func (h *harness) prefill(ctx context.Context, ports, chassis int) error {
-	for i := 0; i < chassis; i++ {
+// prefill writes ports from..to-1 of simulated nodes into one layer2
+// network, in transactions of 1,000 ports, and the nodes' chassis rows
+// with the first ports.
+func (h *harness) prefill(ctx context.Context, from, to, chassis int) error {
+	for i := 0; i < chassis && from == 0; i++ {
 		name := fmt.Sprintf("sim-node-%d", i)
 		ip := netip.AddrFrom4([4]byte{192, 168, 251, byte(i)})
 		if _, err := sandbox.RunIn("", "ovn-sbctl", "--db="+h.cluster.Central.SB, "chassis-add", name, "geneve", ip.String()); err != nil {
@@ -278,9 +290,9 @@ func (h *harness) prefill(ctx context.Context, ports, chassis int) error {
 	if err != nil {
 		return err
 	}
-	for done := 0; done < ports; done += 1000 {
+	for done := from; done < to; done += 1000 {
 		var add []*nbdb.LogicalSwitchPort
-		for i := done; i < min(done+1000, ports); i++ {
+		for i := done; i < min(done+1000, to); i++ {
 			ip := netip.AddrFrom4([4]byte{10, 1 + byte(i>>16), byte(i >> 8), byte(i)})
 			b := ip.As4()
 			entry := fmt.Sprintf("0a:58:%02x:%02x:%02x:%02x %s", b[0], b[1], b[2], b[3], ip)
@@ -328,7 +340,7 @@ func writeScale(out, machine string, r *scaleResult) error {
 	}
 	var md strings.Builder
 	fmt.Fprintf(&md, "Machine: %s.\n\n", machine)
-	fmt.Fprintf(&md, "NB pre-filled with %d ports of %d simulated nodes (chassis rows) in %.1f s. "+
+	fmt.Fprintf(&md, "NB pre-filled in steps up to %d ports of %d simulated nodes (chassis rows) in %.1f s in all. "+
 		"Sequential attaches on node1; floor-prebound binds a logical port created (and compiled by northd) before the attach.\n\n",
 		r.PrefillPorts, r.PrefillChassis, r.PrefillSeconds)
 	md.WriteString("| window | floor p50 ms | floor-prebound p50 ms | ovn-overlay-cold p50 ms | ovn-overlay p50 ms | ovn-overlay p90 ms | ovn-overlay vs floor | ovn-overlay vs cold | ovn-overlay vs its empty NB |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
