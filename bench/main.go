@@ -19,14 +19,19 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ovn-overlay/ovn-overlay/sandbox"
 )
 
 func main() {
+	stopOnSignal()
 	short := flag.Bool("short", false, "tiny workloads: check that every path and output works")
 	out := flag.String("out", "results", "directory for bench.json, bench.md and latency-cdf.png")
 	scale := flag.Bool("scale", false, "run the scale runs instead (NB pre-filled with -scale-ports ports of -scale-nodes nodes; -scale-local ports on one node); writes scale.json and scale.md")
@@ -49,6 +54,23 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+// onSignal is the running sandbox's stop function: Ctrl-C or a kill must
+// not leave network namespaces and processes behind.
+var onSignal atomic.Pointer[func()]
+
+func stopOnSignal() {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		fmt.Fprintf(os.Stderr, "bench: %v: stopping the sandbox\n", s)
+		if stop := onSignal.Load(); stop != nil {
+			(*stop)()
+		}
+		os.Exit(1)
+	}()
 }
 
 func progress(format string, args ...any) {
@@ -81,10 +103,14 @@ func setUp(ctx context.Context, out string, daemonArgs ...string) (*harness, fun
 		os.RemoveAll(bin)
 		return nil, nil, err
 	}
+	var once sync.Once
 	stop := func() {
-		cluster.Stop()
-		os.RemoveAll(bin)
+		once.Do(func() {
+			cluster.Stop()
+			os.RemoveAll(bin)
+		})
 	}
+	onSignal.Store(&stop)
 	h := &harness{cluster: cluster, plugin: filepath.Join(bin, "ovn-k8s-cni-overlay"), daemons: map[string]*sandbox.Process{},
 		daemonBin: filepath.Join(bin, "ovn-overlayd"), baseArgs: daemonArgs, daemonArgs: daemonArgs}
 	for _, n := range cluster.Nodes {
