@@ -90,13 +90,12 @@ func (ns *networks) portOf(network, containerID, ifName string) (string, bool) {
 
 // index records which port serves an attachment, ahead of the cache event.
 func (ns *networks) index(lsp *nbdb.LogicalSwitchPort) {
-	ids := lsp.ExternalIDs
-	if ids[ovn.ContainerIDKey] == "" {
+	if lsp.ExternalIDs[ovn.ContainerIDKey] == "" {
 		return
 	}
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
-	ns.byIdentity[identityKey(ids[ovn.NetworkKey], ids[ovn.ContainerIDKey], ids[ovn.IfNameKey])] = lsp.Name
+	ns.byIdentity[identityKeyOf(lsp)] = lsp.Name
 }
 
 func (ns *networks) unindex(lsp *nbdb.LogicalSwitchPort) {
@@ -234,9 +233,7 @@ func (ns *networks) get(ctx context.Context, conf *netconf.NetConf) (*network, e
 	}
 	for i := range ports {
 		n.pool.Observe(ports[i].Name, portAddrs(&ports[i]))
-		if n.warm != nil && isWarm(&ports[i]) && ports[i].ExternalIDs[ovn.NodeKey] == ns.node {
-			n.warm.offer(&ports[i])
-		}
+		ns.offerWarm(n, &ports[i])
 	}
 	if ns.claims != nil {
 		for key, addrs := range ns.claims(conf.Name) {

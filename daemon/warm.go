@@ -23,9 +23,10 @@ import (
 // Why: ovn-northd recompiles on every NB change, and its cost grows with the
 // whole NB (measured: 280 ms per new port with 2,000 ports in the NB, 20 ms
 // with none). A warm port was compiled long before the pod arrived, so
-// ovn-controller can install it at once; the relabelling transaction
-// changes only external_ids and address sets, which ovn-controller does not
-// wait for. docs/performance.md has the measurements.
+// ovn-controller can install it at once. The relabelling transaction
+// (external_ids and address sets only) comes after ovn-installed, and the
+// refill after the ADD, so neither northd recompile they set off competes
+// with the install. docs/performance.md has the measurements.
 //
 // Rules:
 //   - only ADDs that let the daemon pick the addresses and MAC take a warm
