@@ -19,8 +19,8 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
 
-	"github.com/ovn-overlay/ovn-overlay/cniplugin/cniproto"
-	"github.com/ovn-overlay/ovn-overlay/daemon/netconf"
+	"github.com/ovn-overlay/ovn-overlay/cniproto"
+	"github.com/ovn-overlay/ovn-overlay/netconf"
 )
 
 // Timeout bounds one invocation. ADD waits for ovn-controller, which the

@@ -12,7 +12,7 @@ import (
 	"sync"
 
 	"github.com/ovn-overlay/ovn-overlay/daemon/ipam"
-	"github.com/ovn-overlay/ovn-overlay/daemon/netconf"
+	"github.com/ovn-overlay/ovn-overlay/netconf"
 	"github.com/ovn-overlay/ovn-overlay/netns"
 	"github.com/ovn-overlay/ovn-overlay/ovn"
 	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"

@@ -11,9 +11,9 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 
-	"github.com/ovn-overlay/ovn-overlay/cniplugin/cniproto"
+	"github.com/ovn-overlay/ovn-overlay/cniproto"
 	"github.com/ovn-overlay/ovn-overlay/daemon/kube"
-	"github.com/ovn-overlay/ovn-overlay/daemon/netconf"
+	"github.com/ovn-overlay/ovn-overlay/netconf"
 )
 
 // maxRequest bounds a request body; a network config is a few hundred bytes.

@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ovn-overlay/ovn-overlay/cniplugin/cniproto"
+	"github.com/ovn-overlay/ovn-overlay/cniproto"
 	"github.com/ovn-overlay/ovn-overlay/daemon"
 )
 
