@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/ovn-overlay/ovn-overlay/externalids"
 	"github.com/ovn-overlay/ovn-overlay/netns"
 	"github.com/ovn-overlay/ovn-overlay/ovn"
 	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
@@ -97,7 +98,7 @@ func newFloorPath(ctx context.Context, c *sandbox.Cluster, switchName string) (*
 		return nil, err
 	}
 	f := &floorPath{nb: nb, sb: c.Central.SB, ovs: map[string]*ovs.Client{}, ls: switchName, userspc: true}
-	if _, err := nb.EnsureSwitch(ctx, switchName, map[string]string{ovn.NetworkKey: switchName}); err != nil {
+	if _, err := nb.EnsureSwitch(ctx, switchName, map[string]string{externalids.Network: switchName}); err != nil {
 		return nil, err
 	}
 	for _, n := range c.Nodes {
@@ -142,7 +143,7 @@ func (f *floorPath) prepare(ctx context.Context, pods []*benchPod) error {
 func (f *floorPath) port(p *benchPod) *nbdb.LogicalSwitchPort {
 	entry := p.mac.String() + " " + p.addr.Addr().String()
 	return &nbdb.LogicalSwitchPort{Name: f.lspName(p), Addresses: []string{entry}, PortSecurity: []string{entry},
-		ExternalIDs: map[string]string{ovn.OwnerKey: ovn.OwnerValue, ovn.NetworkKey: f.ls}}
+		ExternalIDs: map[string]string{externalids.Owner: externalids.OwnerValue, externalids.Network: f.ls}}
 }
 
 func (f *floorPath) lspName(p *benchPod) string { return "floor." + p.containerID }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/ovn-overlay/ovn-overlay/externalids"
 	"github.com/ovn-overlay/ovn-overlay/netconf"
 	"github.com/ovn-overlay/ovn-overlay/ovn"
 	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
@@ -319,7 +320,7 @@ func (h *harness) prefill(ctx context.Context, from, to, chassis int) error {
 	}
 	defer nb.Close()
 	ls, err := nb.EnsureSwitch(ctx, "ovn-overlay.scale-big.layer2", map[string]string{
-		ovn.NetworkKey: "scale-big", ovn.TopologyKey: "layer2", ovn.FingerprintKey: conf.Fingerprint(),
+		externalids.Network: "scale-big", externalids.Topology: "layer2", externalids.Fingerprint: conf.Fingerprint(),
 	})
 	if err != nil {
 		return err
@@ -333,8 +334,8 @@ func (h *harness) prefill(ctx context.Context, from, to, chassis int) error {
 			add = append(add, &nbdb.LogicalSwitchPort{
 				Name: fmt.Sprintf("ovn-overlay.scale-big.sim%d.net1", i), Addresses: []string{entry}, PortSecurity: []string{entry},
 				ExternalIDs: map[string]string{
-					ovn.OwnerKey: ovn.OwnerValue, ovn.NetworkKey: "scale-big", ovn.NodeKey: fmt.Sprintf("sim-node-%d", i%chassis),
-					ovn.ContainerIDKey: fmt.Sprintf("sim%d", i), ovn.IfNameKey: "net1", ovn.SwitchKey: ls.Name,
+					externalids.Owner: externalids.OwnerValue, externalids.Network: "scale-big", externalids.Node: fmt.Sprintf("sim-node-%d", i%chassis),
+					externalids.ContainerID: fmt.Sprintf("sim%d", i), externalids.IfName: "net1", externalids.Switch: ls.Name,
 				},
 			})
 		}

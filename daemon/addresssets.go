@@ -4,17 +4,13 @@ import (
 	"net/netip"
 	"sort"
 
+	"github.com/ovn-overlay/ovn-overlay/externalids"
 	"github.com/ovn-overlay/ovn-overlay/ovn"
 )
 
 // Address sets hold the IPs of a network's pods per namespace and IP family,
 // written in the same transaction as the ports, so they are never stale.
 // Multi-network policies will match on them.
-
-const (
-	namespaceKey = "ovn-overlay/namespace"
-	familyKey    = "ovn-overlay/ip-family"
-)
 
 // addressSetEdits accumulates edits per set.
 type addressSetEdits struct {
@@ -33,7 +29,7 @@ func (e *addressSetEdits) get(network, namespace string, ipv6 bool) *ovn.Address
 			family = "ipv6"
 		}
 		c = &ovn.AddressSetChange{Name: name, ExternalIDs: map[string]string{
-			ovn.NetworkKey: network, namespaceKey: namespace, familyKey: family,
+			externalids.Network: network, externalids.Namespace: namespace, externalids.IPFamily: family,
 		}}
 		e.sets[name] = c
 	}

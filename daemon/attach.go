@@ -18,6 +18,7 @@ import (
 	"github.com/ovn-overlay/ovn-overlay/cniproto"
 	"github.com/ovn-overlay/ovn-overlay/daemon/ipam"
 	"github.com/ovn-overlay/ovn-overlay/daemon/kube"
+	"github.com/ovn-overlay/ovn-overlay/externalids"
 	"github.com/ovn-overlay/ovn-overlay/netconf"
 	"github.com/ovn-overlay/ovn-overlay/netns"
 	"github.com/ovn-overlay/ovn-overlay/ovn"
@@ -33,14 +34,6 @@ var (
 	errBadNetns   = errors.New("invalid network namespace")
 	errBadRequest = errors.New("invalid CNI request")
 )
-
-// addressesKey records the pod's addresses with their prefix lengths on the
-// logical switch port (the addresses column holds bare IPs), so CHECK can
-// compare the pod against the NB exactly.
-const addressesKey = "ovn-overlay/ip-addresses"
-
-// podUIDKey tells a pod from a later pod of the same name.
-const podUIDKey = "ovn-overlay/pod-uid"
 
 // attachment is one (network, container, interface) triple: CNI's identity
 // of an attachment.
@@ -286,7 +279,7 @@ func (d *Daemon) plug(ctx context.Context, a *attachment, hostIf, ifaceID string
 		return links, fmt.Errorf("pod interface %s in %s: %w", a.ifName, a.netns, err)
 	}
 	if err := d.addOVSPort(ctx, ovs.PortSpec{Name: hostIf, IfaceID: ifaceID, ExternalIDs: map[string]string{
-		ovn.NetworkKey: a.conf.Name, ovn.ContainerIDKey: a.containerID, ovn.IfNameKey: a.ifName,
+		externalids.Network: a.conf.Name, externalids.ContainerID: a.containerID, externalids.IfName: a.ifName,
 	}}); err != nil {
 		return links, errors.Join(err, netns.Teardown(hostIf))
 	}
@@ -312,22 +305,22 @@ func prefixAddrs(ps []netip.Prefix) []netip.Addr {
 
 func (d *Daemon) portExternalIDs(a *attachment) map[string]string {
 	ids := map[string]string{
-		ovn.NetworkKey:     a.conf.Name,
-		ovn.TopologyKey:    string(a.conf.Topology),
-		ovn.NodeKey:        d.cfg.NodeName,
-		ovn.ContainerIDKey: a.containerID,
-		ovn.IfNameKey:      a.ifName,
-		ovn.NetnsKey:       a.netns,
+		externalids.Network:     a.conf.Name,
+		externalids.Topology:    string(a.conf.Topology),
+		externalids.Node:        d.cfg.NodeName,
+		externalids.ContainerID: a.containerID,
+		externalids.IfName:      a.ifName,
+		externalids.Netns:       a.netns,
 	}
 	if a.args.PodNamespace != "" {
-		ids[ovn.PodNamespaceKey] = a.args.PodNamespace
-		ids[ovn.PodNameKey] = a.args.PodName
+		ids[externalids.PodNamespace] = a.args.PodNamespace
+		ids[externalids.PodName] = a.args.PodName
 	}
 	if a.args.PodUID != "" {
-		ids[podUIDKey] = a.args.PodUID
+		ids[externalids.PodUID] = a.args.PodUID
 	}
 	if a.conf.NADName != "" {
-		ids[ovn.NADKey] = a.conf.NADName
+		ids[externalids.NAD] = a.conf.NADName
 	}
 	return ids
 }
@@ -450,7 +443,7 @@ func (d *Daemon) portsOf(network, containerID, ifName string) []string {
 		names = append(names, name)
 	}
 	if iface, ok := d.ovs.Interface(hostIfName(network, containerID, ifName)); ok {
-		if id := iface.ExternalIDs[ovs.IfaceIDKey]; id != "" && !slices.Contains(names, id) {
+		if id := iface.ExternalIDs[externalids.IfaceID]; id != "" && !slices.Contains(names, id) {
 			names = append(names, id)
 		}
 	}
@@ -474,8 +467,8 @@ func (d *Daemon) deletePort(ctx context.Context, name string) error {
 	if !ok {
 		return nil
 	}
-	network := lsp.ExternalIDs[ovn.NetworkKey]
-	swName := lsp.ExternalIDs[ovn.SwitchKey]
+	network := lsp.ExternalIDs[externalids.Network]
+	swName := lsp.ExternalIDs[externalids.Switch]
 	ls, ok := d.nb.Switch(swName)
 	if !ok {
 		return fmt.Errorf("logical switch port %s exists but its switch %q is not in the NB cache", name, swName)
@@ -510,16 +503,16 @@ func (d *Daemon) Check(ctx context.Context, req cniproto.Request) error {
 	if err != nil {
 		return err
 	}
-	addrs := parsePrefixList(lsp.ExternalIDs[addressesKey])
+	addrs := parsePrefixList(lsp.ExternalIDs[externalids.Addresses])
 	var drift []error
 	hostIf := a.hostIfName()
 	iface, ok := d.ovs.Interface(hostIf)
 	switch {
 	case !ok:
 		drift = append(drift, fmt.Errorf("OVS interface %s is missing from bridge %s", hostIf, d.cfg.Bridge))
-	case iface.ExternalIDs[ovs.IfaceIDKey] != lsp.Name:
-		drift = append(drift, fmt.Errorf("OVS interface %s has iface-id %q, want %q", hostIf, iface.ExternalIDs[ovs.IfaceIDKey], lsp.Name))
-	case iface.ExternalIDs[ovs.OVNInstalledKey] != "true":
+	case iface.ExternalIDs[externalids.IfaceID] != lsp.Name:
+		drift = append(drift, fmt.Errorf("OVS interface %s has iface-id %q, want %q", hostIf, iface.ExternalIDs[externalids.IfaceID], lsp.Name))
+	case iface.ExternalIDs[externalids.OVNInstalled] != "true":
 		drift = append(drift, fmt.Errorf("OVS interface %s is not ovn-installed", hostIf))
 	}
 	mtu := a.conf.MTU
@@ -623,16 +616,16 @@ func (d *Daemon) GC(ctx context.Context, req cniproto.Request) error {
 	stale := map[[2]string]string{} // (containerID, ifname) -> netns
 	ports, err := d.nb.Ports(func(p *nbdb.LogicalSwitchPort) bool {
 		// Router links carry no container ID and are not attachments.
-		return p.ExternalIDs[ovn.NetworkKey] == conf.Name && p.ExternalIDs[ovn.NodeKey] == d.cfg.NodeName &&
-			p.ExternalIDs[ovn.ContainerIDKey] != ""
+		return p.ExternalIDs[externalids.Network] == conf.Name && p.ExternalIDs[externalids.Node] == d.cfg.NodeName &&
+			p.ExternalIDs[externalids.ContainerID] != ""
 	})
 	if err != nil {
 		return err
 	}
 	for _, p := range ports {
-		id := [2]string{p.ExternalIDs[ovn.ContainerIDKey], p.ExternalIDs[ovn.IfNameKey]}
+		id := [2]string{p.ExternalIDs[externalids.ContainerID], p.ExternalIDs[externalids.IfName]}
 		if !valid[id[0]+"\x00"+id[1]] {
-			stale[id] = p.ExternalIDs[ovn.NetnsKey]
+			stale[id] = p.ExternalIDs[externalids.Netns]
 		}
 	}
 	// OVS ports whose logical port is already gone are stale too.
@@ -641,10 +634,10 @@ func (d *Daemon) GC(ctx context.Context, req cniproto.Request) error {
 		return err
 	}
 	for _, i := range ifaces {
-		if i.ExternalIDs[ovn.NetworkKey] != conf.Name {
+		if i.ExternalIDs[externalids.Network] != conf.Name {
 			continue
 		}
-		id := [2]string{i.ExternalIDs[ovn.ContainerIDKey], i.ExternalIDs[ovn.IfNameKey]}
+		id := [2]string{i.ExternalIDs[externalids.ContainerID], i.ExternalIDs[externalids.IfName]}
 		if _, seen := stale[id]; !seen && !valid[id[0]+"\x00"+id[1]] {
 			stale[id] = ""
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ovn-overlay/ovn-overlay/externalids"
 	"github.com/ovn-overlay/ovn-overlay/ovn"
 	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
 )
@@ -226,6 +227,6 @@ func waitForPort(ctx context.Context, nb *ovn.Northbound, switchName, uuid strin
 // portAddressSetEdits are the address-set removals for deleting lsp.
 func portAddressSetEdits(lsp *nbdb.LogicalSwitchPort) []ovn.AddressSetChange {
 	var sets addressSetEdits
-	sets.remove(lsp.ExternalIDs[ovn.NetworkKey], lsp.ExternalIDs[ovn.PodNamespaceKey], portAddrs(lsp))
+	sets.remove(lsp.ExternalIDs[externalids.Network], lsp.ExternalIDs[externalids.PodNamespace], portAddrs(lsp))
 	return sets.changes()
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/ovn-overlay/ovn-overlay/daemon/kube"
+	"github.com/ovn-overlay/ovn-overlay/externalids"
 	"github.com/ovn-overlay/ovn-overlay/netns"
 	"github.com/ovn-overlay/ovn-overlay/ovn"
 	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
@@ -158,7 +159,7 @@ func (d *Daemon) startWarm(n *network) {
 		return
 	}
 	for _, i := range ifaces {
-		if id := i.ExternalIDs[ovs.IfaceIDKey]; strings.HasPrefix(id, warmPortPrefix(n.name)) {
+		if id := i.ExternalIDs[externalids.IfaceID]; strings.HasPrefix(id, warmPortPrefix(n.name)) {
 			n.warm.hold(id)
 		}
 	}
@@ -200,7 +201,7 @@ func (d *Daemon) startKube(ctx context.Context) error {
 // exists (or was recreated under the same name: another UID).
 func (d *Daemon) collectDeletedPods(ctx context.Context) error {
 	ports, err := d.nb.Ports(func(p *nbdb.LogicalSwitchPort) bool {
-		return p.ExternalIDs[ovn.NodeKey] == d.cfg.NodeName && p.ExternalIDs[ovn.PodNamespaceKey] != ""
+		return p.ExternalIDs[externalids.Node] == d.cfg.NodeName && p.ExternalIDs[externalids.PodNamespace] != ""
 	})
 	if err != nil {
 		return err
@@ -208,13 +209,13 @@ func (d *Daemon) collectDeletedPods(ctx context.Context) error {
 	var errs []error
 	for _, p := range ports {
 		ids := p.ExternalIDs
-		pod, ok := d.kube.Pod(ids[ovn.PodNamespaceKey], ids[ovn.PodNameKey])
-		if ok && (ids[podUIDKey] == "" || string(pod.UID) == ids[podUIDKey]) {
+		pod, ok := d.kube.Pod(ids[externalids.PodNamespace], ids[externalids.PodName])
+		if ok && (ids[externalids.PodUID] == "" || string(pod.UID) == ids[externalids.PodUID]) {
 			continue
 		}
 		d.log.Info("removing attachment of a pod deleted while the daemon was down",
-			"pod", ids[ovn.PodNamespaceKey]+"/"+ids[ovn.PodNameKey], "network", ids[ovn.NetworkKey], "ifname", ids[ovn.IfNameKey])
-		if err := d.teardown(ctx, ids[ovn.NetworkKey], ids[ovn.ContainerIDKey], ids[ovn.IfNameKey], ids[ovn.NetnsKey]); err != nil {
+			"pod", ids[externalids.PodNamespace]+"/"+ids[externalids.PodName], "network", ids[externalids.Network], "ifname", ids[externalids.IfName])
+		if err := d.teardown(ctx, ids[externalids.Network], ids[externalids.ContainerID], ids[externalids.IfName], ids[externalids.Netns]); err != nil {
 			errs = append(errs, err)
 		}
 	}

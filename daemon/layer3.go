@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ovn-overlay/ovn-overlay/daemon/ipam"
+	"github.com/ovn-overlay/ovn-overlay/externalids"
 	"github.com/ovn-overlay/ovn-overlay/netns"
 	"github.com/ovn-overlay/ovn-overlay/ovn"
 	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
@@ -26,7 +27,7 @@ func (ns *networks) setUpLayer3(ctx context.Context, n *network) error {
 	if err != nil {
 		return err
 	}
-	if lr.ExternalIDs[ovn.FingerprintKey] != n.fingerprint {
+	if lr.ExternalIDs[externalids.Fingerprint] != n.fingerprint {
 		return differentShape(n.name)
 	}
 	subnets, err := ns.claimNodeSubnets(ctx, n)
@@ -137,9 +138,9 @@ func (ns *networks) nodeClaim(n *network, lr *nbdb.LogicalRouter, subnets []neti
 		gwNets = append(gwNets, gw.String())
 	}
 	ids := map[string]string{
-		ovn.NetworkKey:  n.name,
-		ovn.TopologyKey: string(n.conf.Topology),
-		ovn.NodeKey:     ns.node,
+		externalids.Network:  n.name,
+		externalids.Topology: string(n.conf.Topology),
+		externalids.Node:     ns.node,
 	}
 	lrpName := routerPortName(n.name, ns.node)
 	return ovn.NodeClaim{

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/ovn-overlay/ovn-overlay/daemon/ipam"
+	"github.com/ovn-overlay/ovn-overlay/externalids"
 	"github.com/ovn-overlay/ovn-overlay/netconf"
 	"github.com/ovn-overlay/ovn-overlay/netns"
 	"github.com/ovn-overlay/ovn-overlay/ovn"
@@ -73,7 +74,7 @@ type networks struct {
 
 func identityKeyOf(lsp *nbdb.LogicalSwitchPort) string {
 	ids := lsp.ExternalIDs
-	return identityKey(ids[ovn.NetworkKey], ids[ovn.ContainerIDKey], ids[ovn.IfNameKey])
+	return identityKey(ids[externalids.Network], ids[externalids.ContainerID], ids[externalids.IfName])
 }
 
 func identityKey(network, containerID, ifName string) string {
@@ -90,7 +91,7 @@ func (ns *networks) portOf(network, containerID, ifName string) (string, bool) {
 
 // index records which port serves an attachment, ahead of the cache event.
 func (ns *networks) index(lsp *nbdb.LogicalSwitchPort) {
-	if lsp.ExternalIDs[ovn.ContainerIDKey] == "" {
+	if lsp.ExternalIDs[externalids.ContainerID] == "" {
 		return
 	}
 	ns.mu.Lock()
@@ -123,7 +124,7 @@ func (ns *networks) lookup(name string) *network {
 // one of this node's warm ports, the warm pool.
 func (ns *networks) PortAdded(lsp *nbdb.LogicalSwitchPort) {
 	ns.index(lsp)
-	if n := ns.lookup(lsp.ExternalIDs[ovn.NetworkKey]); n != nil {
+	if n := ns.lookup(lsp.ExternalIDs[externalids.Network]); n != nil {
 		n.pool.Observe(lsp.Name, portAddrs(lsp))
 		ns.offerWarm(n, lsp)
 	}
@@ -136,7 +137,7 @@ func (ns *networks) PortUpdated(old, lsp *nbdb.LogicalSwitchPort) {
 		ns.unindex(old)
 	}
 	ns.index(lsp)
-	n := ns.lookup(lsp.ExternalIDs[ovn.NetworkKey])
+	n := ns.lookup(lsp.ExternalIDs[externalids.Network])
 	if n == nil {
 		return
 	}
@@ -152,7 +153,7 @@ func (ns *networks) PortUpdated(old, lsp *nbdb.LogicalSwitchPort) {
 
 func (ns *networks) PortDeleted(lsp *nbdb.LogicalSwitchPort) {
 	ns.unindex(lsp)
-	if n := ns.lookup(lsp.ExternalIDs[ovn.NetworkKey]); n != nil {
+	if n := ns.lookup(lsp.ExternalIDs[externalids.Network]); n != nil {
 		n.pool.Release(lsp.Name)
 		if n.warm != nil {
 			n.warm.drop(lsp.Name)
@@ -164,7 +165,7 @@ func (ns *networks) PortDeleted(lsp *nbdb.LogicalSwitchPort) {
 // ports. Events run behind the cache: offer only what the cache still
 // shows as warm.
 func (ns *networks) offerWarm(n *network, lsp *nbdb.LogicalSwitchPort) {
-	if n.warm == nil || !isWarm(lsp) || lsp.ExternalIDs[ovn.NodeKey] != ns.node {
+	if n.warm == nil || !isWarm(lsp) || lsp.ExternalIDs[externalids.Node] != ns.node {
 		return
 	}
 	if cur, ok := ns.nb.Port(lsp.Name); ok && isWarm(cur) {
@@ -225,7 +226,7 @@ func (ns *networks) get(ctx context.Context, conf *netconf.NetConf) (*network, e
 	// the seed below reads a cache at least as new as those events.
 	ns.m[conf.Name] = n
 	ports, err := ns.nb.Ports(func(p *nbdb.LogicalSwitchPort) bool {
-		return p.ExternalIDs[ovn.NetworkKey] == conf.Name
+		return p.ExternalIDs[externalids.Network] == conf.Name
 	})
 	if err != nil {
 		delete(ns.m, conf.Name)
@@ -250,9 +251,9 @@ func (ns *networks) get(ctx context.Context, conf *netconf.NetConf) (*network, e
 
 func shapeIDs(conf *netconf.NetConf) map[string]string {
 	return map[string]string{
-		ovn.NetworkKey:     conf.Name,
-		ovn.TopologyKey:    string(conf.Topology),
-		ovn.FingerprintKey: conf.Fingerprint(),
+		externalids.Network:     conf.Name,
+		externalids.Topology:    string(conf.Topology),
+		externalids.Fingerprint: conf.Fingerprint(),
 	}
 }
 
@@ -265,7 +266,7 @@ func (ns *networks) setUpLayer2(ctx context.Context, n *network) error {
 	if err != nil {
 		return err
 	}
-	if ls.ExternalIDs[ovn.FingerprintKey] != n.fingerprint {
+	if ls.ExternalIDs[externalids.Fingerprint] != n.fingerprint {
 		return differentShape(n.name)
 	}
 	n.switchName, n.guarded = ls.Name, true
@@ -389,14 +390,14 @@ func (n *network) buildPort(req portRequest, mac net.HardwareAddr, addrs []netip
 	for _, a := range addrs {
 		entry += " " + a.Addr().String()
 	}
-	ids := map[string]string{ovn.OwnerKey: ovn.OwnerValue, ovn.SwitchKey: n.switchName}
+	ids := map[string]string{externalids.Owner: externalids.OwnerValue, externalids.Switch: n.switchName}
 	for k, v := range req.externalIDs {
 		ids[k] = v
 	}
 	if len(addrs) > 0 {
 		// The addresses column holds bare IPs; keep the prefix lengths
 		// too, so CHECK can compare the pod's interface exactly.
-		ids[addressesKey] = prefixList(addrs)
+		ids[externalids.Addresses] = prefixList(addrs)
 	}
 	return &nbdb.LogicalSwitchPort{
 		Name:         req.name,

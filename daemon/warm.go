@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ovn-overlay/ovn-overlay/externalids"
 	"github.com/ovn-overlay/ovn-overlay/netconf"
-	"github.com/ovn-overlay/ovn-overlay/ovn"
 	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
 )
 
@@ -39,9 +39,6 @@ import (
 //     Which ones are free is rebuilt at start from the NB cache, minus those
 //     a local OVS interface is bound to (an ADD that died half-way; its
 //     retry or DEL removes it).
-
-// warmKey marks a pre-provisioned logical switch port.
-const warmKey = ovn.WarmKey
 
 // Thresholds for keeping warm ports, as multiples of the pool size: a
 // layer2 network is shared with every node, so a node holds warm addresses
@@ -75,7 +72,7 @@ func (w *warmPool) changed() {
 	warmPortsFree.WithLabelValues(w.network).Set(float64(len(w.free)))
 }
 
-func isWarm(lsp *nbdb.LogicalSwitchPort) bool { return lsp.ExternalIDs[warmKey] == "true" }
+func isWarm(lsp *nbdb.LogicalSwitchPort) bool { return lsp.ExternalIDs[externalids.Warm] == "true" }
 
 // offer makes a warm port available, unless an ADD holds it.
 func (w *warmPool) offer(lsp *nbdb.LogicalSwitchPort) {
@@ -234,7 +231,7 @@ func (n *network) refillWarm(d *Daemon) error {
 	for i := have; i < want; i++ {
 		go func() {
 			results <- n.createPort(ctx, portRequest{name: warmPortName(n.name, d.cfg.NodeName), externalIDs: map[string]string{
-				ovn.NetworkKey: n.name, ovn.TopologyKey: string(n.conf.Topology), ovn.NodeKey: d.cfg.NodeName, warmKey: "true",
+				externalids.Network: n.name, externalids.Topology: string(n.conf.Topology), externalids.Node: d.cfg.NodeName, externalids.Warm: "true",
 			}})
 		}()
 	}
@@ -274,7 +271,7 @@ func (d *Daemon) reclaimWarm(ctx context.Context, n *network, addrs []netip.Pref
 // warmResult is what an ADD taking warm port lsp configures the pod with.
 func warmResult(lsp *nbdb.LogicalSwitchPort) portResult {
 	mac, err := portMAC(lsp)
-	return portResult{lsp: lsp, addrs: parsePrefixList(lsp.ExternalIDs[addressesKey]), mac: mac, err: err}
+	return portResult{lsp: lsp, addrs: parsePrefixList(lsp.ExternalIDs[externalids.Addresses]), mac: mac, err: err}
 }
 
 // adoptedPort is the relabelled copy of warm port lsp for req: the pod's
@@ -282,7 +279,7 @@ func warmResult(lsp *nbdb.LogicalSwitchPort) portResult {
 func adoptedPort(lsp *nbdb.LogicalSwitchPort, req portRequest) *nbdb.LogicalSwitchPort {
 	out := *lsp
 	out.ExternalIDs = maps.Clone(lsp.ExternalIDs)
-	delete(out.ExternalIDs, warmKey)
+	delete(out.ExternalIDs, externalids.Warm)
 	for k, v := range req.externalIDs {
 		out.ExternalIDs[k] = v
 	}

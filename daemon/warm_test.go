@@ -3,13 +3,13 @@ package daemon
 import (
 	"testing"
 
-	"github.com/ovn-overlay/ovn-overlay/ovn"
+	"github.com/ovn-overlay/ovn-overlay/externalids"
 	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
 )
 
 func warmLSP(name string) *nbdb.LogicalSwitchPort {
 	return &nbdb.LogicalSwitchPort{Name: name, Addresses: []string{"0a:58:0a:00:00:05 10.0.0.5"},
-		ExternalIDs: map[string]string{warmKey: "true", ovn.NodeKey: "node1", addressesKey: "10.0.0.5/24"}}
+		ExternalIDs: map[string]string{externalids.Warm: "true", externalids.Node: "node1", externalids.Addresses: "10.0.0.5/24"}}
 }
 
 // The pool's bookkeeping decides whether a port can be handed to two pods:
@@ -72,11 +72,11 @@ func TestWarmPoolNeverHandsOutAPortTwice(t *testing.T) {
 
 func TestAdoptedPortCarriesThePodNotTheWarmMark(t *testing.T) {
 	warm := warmLSP("ovn-overlay.net.prov.node1.abc")
-	got := adoptedPort(warm, portRequest{externalIDs: map[string]string{ovn.ContainerIDKey: "c1", ovn.IfNameKey: "net1"}})
+	got := adoptedPort(warm, portRequest{externalIDs: map[string]string{externalids.ContainerID: "c1", externalids.IfName: "net1"}})
 	if isWarm(got) {
 		t.Error("adopted port still carries the warm mark")
 	}
-	if got.ExternalIDs[ovn.ContainerIDKey] != "c1" || got.ExternalIDs[addressesKey] != "10.0.0.5/24" || got.Name != warm.Name {
+	if got.ExternalIDs[externalids.ContainerID] != "c1" || got.ExternalIDs[externalids.Addresses] != "10.0.0.5/24" || got.Name != warm.Name {
 		t.Errorf("adopted port = %+v, want the pod's identity, the warm port's name and addresses", got)
 	}
 	if !isWarm(warm) {

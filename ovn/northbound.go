@@ -14,35 +14,8 @@ import (
 	"github.com/ovn-org/libovsdb/model"
 	"github.com/ovn-org/libovsdb/ovsdb"
 
+	"github.com/ovn-overlay/ovn-overlay/externalids"
 	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
-)
-
-// Ownership keys in external_ids. Every row this project creates carries
-// OwnerKey=OwnerValue; nothing without it is ever modified or deleted.
-const (
-	OwnerKey   = "ovn-overlay/owner"
-	OwnerValue = "ovn-overlay"
-	// NetworkKey names the secondary network a row belongs to.
-	NetworkKey = "ovn-overlay/network"
-	// TopologyKey is the network's topology (layer2, layer3, localnet).
-	TopologyKey = "ovn-overlay/topology"
-	// FingerprintKey holds the network config's fingerprint, so a second
-	// config for the same network with a different shape is detected.
-	FingerprintKey = "ovn-overlay/fingerprint"
-	// NodeKey is the node whose daemon created a port.
-	NodeKey = "ovn-overlay/node"
-	// Port identity, as CNI defines it: container ID plus interface name.
-	ContainerIDKey = "ovn-overlay/container-id"
-	IfNameKey      = "ovn-overlay/ifname"
-	// Pod identity, from CNI_ARGS, for operators and garbage collection.
-	PodNamespaceKey = "ovn-overlay/pod-namespace"
-	PodNameKey      = "ovn-overlay/pod-name"
-	NetnsKey        = "ovn-overlay/netns"
-	NADKey          = "ovn-overlay/nad"
-	// WarmKey=true marks a port a node created ahead of any pod (a warm
-	// port); NodeKey names the node. A pod that takes it replaces the mark
-	// with its identity.
-	WarmKey = "ovn-overlay/warm"
 )
 
 // ErrConflict means a transaction's precondition failed because another
@@ -95,7 +68,7 @@ func ConnectNorthbound(ctx context.Context, endpoint string, logger logr.Logger)
 		UpdateFunc: func(table string, _, _ model.Model) { nb.notify(table) },
 		DeleteFunc: func(table string, _ model.Model) { nb.notify(table) },
 	})
-	owned := map[string]string{OwnerKey: OwnerValue}
+	owned := map[string]string{externalids.Owner: externalids.OwnerValue}
 	ls, lsp := &nbdb.LogicalSwitch{}, &nbdb.LogicalSwitchPort{}
 	lr, lrp := &nbdb.LogicalRouter{}, &nbdb.LogicalRouterPort{}
 	as := &nbdb.AddressSet{}
@@ -245,7 +218,7 @@ func (nb *Northbound) createSwitch(ctx context.Context, name string, externalIDs
 
 // owned returns ids plus the ownership mark.
 func owned(ids map[string]string) map[string]string {
-	out := map[string]string{OwnerKey: OwnerValue}
+	out := map[string]string{externalids.Owner: externalids.OwnerValue}
 	for k, v := range ids {
 		out[k] = v
 	}
@@ -299,7 +272,7 @@ func (nb *Northbound) existsUnowned(ctx context.Context, table, name string) (bo
 		return false, err
 	}
 	for _, row := range res[0].Rows {
-		if ids, ok := row["external_ids"].(ovsdb.OvsMap); ok && ids.GoMap[OwnerKey] == OwnerValue {
+		if ids, ok := row["external_ids"].(ovsdb.OvsMap); ok && ids.GoMap[externalids.Owner] == externalids.OwnerValue {
 			return false, nil
 		}
 	}

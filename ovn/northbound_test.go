@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/ovn-overlay/ovn-overlay/externalids"
 	"github.com/ovn-overlay/ovn-overlay/ovn"
 	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
 	"github.com/ovn-overlay/ovn-overlay/sandbox"
@@ -57,7 +58,7 @@ func TestEnsureSwitchRaceCreatesOne(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				ls, err := nb.EnsureSwitch(context.Background(), name, map[string]string{ovn.NetworkKey: name})
+				ls, err := nb.EnsureSwitch(context.Background(), name, map[string]string{externalids.Network: name})
 				errs[i] = err
 				if err == nil {
 					uuids[i] = ls.UUID
@@ -136,5 +137,5 @@ func TestUnownedRowsAreLeftAlone(t *testing.T) {
 }
 
 func port(name string) *nbdb.LogicalSwitchPort {
-	return &nbdb.LogicalSwitchPort{Name: name, ExternalIDs: map[string]string{ovn.OwnerKey: ovn.OwnerValue}}
+	return &nbdb.LogicalSwitchPort{Name: name, ExternalIDs: map[string]string{externalids.Owner: externalids.OwnerValue}}
 }

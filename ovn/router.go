@@ -8,22 +8,9 @@ import (
 	"github.com/ovn-org/libovsdb/model"
 	"github.com/ovn-org/libovsdb/ovsdb"
 
+	"github.com/ovn-overlay/ovn-overlay/externalids"
 	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
 )
-
-// NodeSubnetsKeyPrefix prefixes the router external_ids key that records a
-// node's claim on its per-node subnets of a layer3 network:
-// "ovn-overlay/node-subnets/<node>" = "10.128.1.0/24,fd00:10:0:1::/64".
-//
-// All claims of a network live in one column of one row, the network's
-// router. A claim is a transaction that (1) waits for that column to be
-// exactly what the claimant read and (2) adds its key. Two nodes that read
-// the same state and pick the same subnet cannot both commit: the second
-// one's wait fails and it re-reads. See docs/design.md.
-const NodeSubnetsKeyPrefix = "ovn-overlay/node-subnets/"
-
-// SwitchKey names the logical switch a port was created on.
-const SwitchKey = "ovn-overlay/switch"
 
 // Router returns the cached owned logical router called name.
 func (nb *Northbound) Router(name string) (*nbdb.LogicalRouter, bool) {
@@ -81,7 +68,7 @@ func (nb *Northbound) ClaimNode(ctx context.Context, c NodeClaim) error {
 	ops = append(ops, create...)
 	lr := &nbdb.LogicalRouter{UUID: c.Router.UUID}
 	mutate, err := nb.client.Where(lr).Mutate(lr,
-		model.Mutation{Field: &lr.ExternalIDs, Mutator: ovsdb.MutateOperationInsert, Value: map[string]string{NodeSubnetsKeyPrefix + c.Node: c.Subnets}},
+		model.Mutation{Field: &lr.ExternalIDs, Mutator: ovsdb.MutateOperationInsert, Value: map[string]string{externalids.NodeSubnetsPrefix + c.Node: c.Subnets}},
 		model.Mutation{Field: &lr.Ports, Mutator: ovsdb.MutateOperationInsert, Value: []string{c.RouterPort.UUID}},
 	)
 	if err != nil {
@@ -101,7 +88,7 @@ func (nb *Northbound) ClaimNode(ctx context.Context, c NodeClaim) error {
 func NodeClaims(lr *nbdb.LogicalRouter) map[string]string {
 	out := map[string]string{}
 	for k, v := range lr.ExternalIDs {
-		if node, ok := strings.CutPrefix(k, NodeSubnetsKeyPrefix); ok {
+		if node, ok := strings.CutPrefix(k, externalids.NodeSubnetsPrefix); ok {
 			out[node] = v
 		}
 	}
@@ -119,7 +106,7 @@ func (nb *Northbound) ReleaseNode(ctx context.Context, node string) (string, err
 	removedAddrs := map[string][]string{} // network -> addresses
 	var routers []nbdb.LogicalRouter
 	if err := nb.client.WhereCache(func(lr *nbdb.LogicalRouter) bool {
-		_, ok := lr.ExternalIDs[NodeSubnetsKeyPrefix+node]
+		_, ok := lr.ExternalIDs[externalids.NodeSubnetsPrefix+node]
 		return ok
 	}).List(ctx, &routers); err != nil {
 		return "", err
@@ -129,7 +116,7 @@ func (nb *Northbound) ReleaseNode(ctx context.Context, node string) (string, err
 		// router deletes them.
 		lrpUUIDs := nb.nodeRouterPorts(ctx, &r, node)
 		lr := &nbdb.LogicalRouter{UUID: r.UUID}
-		mutations := []model.Mutation{{Field: &lr.ExternalIDs, Mutator: ovsdb.MutateOperationDelete, Value: []string{NodeSubnetsKeyPrefix + node}}}
+		mutations := []model.Mutation{{Field: &lr.ExternalIDs, Mutator: ovsdb.MutateOperationDelete, Value: []string{externalids.NodeSubnetsPrefix + node}}}
 		if len(lrpUUIDs) > 0 {
 			mutations = append(mutations, model.Mutation{Field: &lr.Ports, Mutator: ovsdb.MutateOperationDelete, Value: lrpUUIDs})
 		}
@@ -138,11 +125,11 @@ func (nb *Northbound) ReleaseNode(ctx context.Context, node string) (string, err
 			return "", err
 		}
 		ops = append(ops, m...)
-		summary = append(summary, fmt.Sprintf("subnets %s of %s", r.ExternalIDs[NodeSubnetsKeyPrefix+node], r.ExternalIDs[NetworkKey]))
+		summary = append(summary, fmt.Sprintf("subnets %s of %s", r.ExternalIDs[externalids.NodeSubnetsPrefix+node], r.ExternalIDs[externalids.Network]))
 	}
 	// The node's own switches (layer3) go whole; the ports in them with it.
 	var switches []nbdb.LogicalSwitch
-	if err := nb.client.WhereCache(func(ls *nbdb.LogicalSwitch) bool { return ls.ExternalIDs[NodeKey] == node }).List(ctx, &switches); err != nil {
+	if err := nb.client.WhereCache(func(ls *nbdb.LogicalSwitch) bool { return ls.ExternalIDs[externalids.Node] == node }).List(ctx, &switches); err != nil {
 		return "", err
 	}
 	nodeSwitch := map[string]bool{}
@@ -164,18 +151,18 @@ func (nb *Northbound) ReleaseNode(ctx context.Context, node string) (string, err
 		var drop []string
 		for _, uuid := range ls.Ports {
 			lsp := &nbdb.LogicalSwitchPort{UUID: uuid}
-			if err := nb.client.Get(ctx, lsp); err != nil || lsp.ExternalIDs[NodeKey] != node {
+			if err := nb.client.Get(ctx, lsp); err != nil || lsp.ExternalIDs[externalids.Node] != node {
 				continue
 			}
 			switch {
-			case lsp.ExternalIDs[ContainerIDKey] != "":
+			case lsp.ExternalIDs[externalids.ContainerID] != "":
 				ports++
-			case lsp.ExternalIDs[WarmKey] == "true":
+			case lsp.ExternalIDs[externalids.Warm] == "true":
 				warm++
 			default:
 				continue
 			}
-			net := lsp.ExternalIDs[NetworkKey]
+			net := lsp.ExternalIDs[externalids.Network]
 			removedAddrs[net] = append(removedAddrs[net], portIPs(lsp)...)
 			if !nodeSwitch[ls.UUID] {
 				drop = append(drop, uuid)
@@ -195,7 +182,7 @@ func (nb *Northbound) ReleaseNode(ctx context.Context, node string) (string, err
 		return "", err
 	}
 	for _, as := range sets {
-		if addrs := removedAddrs[as.ExternalIDs[NetworkKey]]; len(addrs) > 0 {
+		if addrs := removedAddrs[as.ExternalIDs[externalids.Network]]; len(addrs) > 0 {
 			s := &nbdb.AddressSet{UUID: as.UUID}
 			m, err := nb.client.Where(s).Mutate(s, model.Mutation{Field: &s.Addresses, Mutator: ovsdb.MutateOperationDelete, Value: addrs})
 			if err != nil {
@@ -218,7 +205,7 @@ func (nb *Northbound) nodeRouterPorts(ctx context.Context, r *nbdb.LogicalRouter
 	var uuids []string
 	for _, uuid := range r.Ports {
 		lrp := &nbdb.LogicalRouterPort{UUID: uuid}
-		if err := nb.client.Get(ctx, lrp); err == nil && lrp.ExternalIDs[NodeKey] == node {
+		if err := nb.client.Get(ctx, lrp); err == nil && lrp.ExternalIDs[externalids.Node] == node {
 			uuids = append(uuids, uuid)
 		}
 	}
@@ -244,7 +231,7 @@ func (nb *Northbound) NodesWithRows() []string {
 	var ports []nbdb.LogicalSwitchPort
 	_ = nb.client.List(context.Background(), &ports)
 	for _, p := range ports {
-		if n := p.ExternalIDs[NodeKey]; n != "" {
+		if n := p.ExternalIDs[externalids.Node]; n != "" {
 			seen[n] = true
 		}
 	}

@@ -15,17 +15,8 @@ import (
 	"github.com/ovn-org/libovsdb/model"
 	"github.com/ovn-org/libovsdb/ovsdb"
 
+	"github.com/ovn-overlay/ovn-overlay/externalids"
 	"github.com/ovn-overlay/ovn-overlay/ovs/vswitchd"
-)
-
-// Keys ovn-controller reads and writes on an Interface's external_ids.
-const (
-	IfaceIDKey      = "iface-id"
-	AttachedMACKey  = "attached-mac"
-	OVNInstalledKey = "ovn-installed"
-	// OwnerKey/OwnerValue mark ports this project created.
-	OwnerKey   = "ovn-overlay/owner"
-	OwnerValue = "ovn-overlay"
 )
 
 // DatapathNetdev is the userspace datapath (also used by OVS-DPDK).
@@ -166,16 +157,16 @@ func (o *Client) AddPorts(ctx context.Context, specs []PortSpec) error {
 	var portUUIDs []string
 	var names []string
 	for i, spec := range specs {
-		ids := map[string]string{OwnerKey: OwnerValue, IfaceIDKey: spec.IfaceID}
+		ids := map[string]string{externalids.Owner: externalids.OwnerValue, externalids.IfaceID: spec.IfaceID}
 		if spec.MAC != "" {
-			ids[AttachedMACKey] = spec.MAC
+			ids[externalids.AttachedMAC] = spec.MAC
 		}
 		for k, v := range spec.ExternalIDs {
 			ids[k] = v
 		}
 		iface := &vswitchd.Interface{UUID: fmt.Sprintf("newiface%d", i), Name: spec.Name, ExternalIDs: ids}
 		port := &vswitchd.Port{UUID: fmt.Sprintf("newport%d", i), Name: spec.Name, Interfaces: []string{iface.UUID},
-			ExternalIDs: map[string]string{OwnerKey: OwnerValue}}
+			ExternalIDs: map[string]string{externalids.Owner: externalids.OwnerValue}}
 		create, err := o.client.Create(iface, port)
 		if err != nil {
 			return fmt.Errorf("build OVS port %s: %w", spec.Name, err)
@@ -208,7 +199,7 @@ func (o *Client) DeletePort(ctx context.Context, name string) error {
 		}
 		return fmt.Errorf("look up OVS port %s: %w", name, err)
 	}
-	if port.ExternalIDs[OwnerKey] != OwnerValue {
+	if port.ExternalIDs[externalids.Owner] != externalids.OwnerValue {
 		return fmt.Errorf("OVS port %s exists but was not created by ovn-overlay; leaving it alone", name)
 	}
 	br, err := o.Bridge()
@@ -243,7 +234,7 @@ func (o *Client) Interface(name string) (*vswitchd.Interface, bool) {
 func (o *Client) OwnedInterfaces() ([]vswitchd.Interface, error) {
 	var out []vswitchd.Interface
 	err := o.client.WhereCache(func(i *vswitchd.Interface) bool {
-		return i.ExternalIDs[OwnerKey] == OwnerValue
+		return i.ExternalIDs[externalids.Owner] == externalids.OwnerValue
 	}).List(context.Background(), &out)
 	if err != nil {
 		return nil, fmt.Errorf("list OVS interfaces from cache: %w", err)
@@ -280,7 +271,7 @@ func (o *Client) WaitInstalled(ctx context.Context, name string) error {
 			if iface.Ofport != nil {
 				ofport = fmt.Sprint(*iface.Ofport)
 			}
-			state = fmt.Sprintf("ofport=%s external_ids:ovn-installed=%q", ofport, iface.ExternalIDs[OVNInstalledKey])
+			state = fmt.Sprintf("ofport=%s external_ids:ovn-installed=%q", ofport, iface.ExternalIDs[externalids.OVNInstalled])
 		}
 		return fmt.Errorf("waiting for ovn-controller to install %s (%s): %w", name, state, ctx.Err())
 	}
@@ -291,7 +282,7 @@ func installState(iface *vswitchd.Interface) (bool, error) {
 	if iface.Error != nil && *iface.Error != "" {
 		return true, fmt.Errorf("%w %s: %s", ErrInterfaceFailed, iface.Name, *iface.Error)
 	}
-	if iface.ExternalIDs[OVNInstalledKey] == "true" {
+	if iface.ExternalIDs[externalids.OVNInstalled] == "true" {
 		return true, nil
 	}
 	return false, nil
