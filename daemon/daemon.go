@@ -14,16 +14,17 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
 
+	"github.com/ovn-overlay/ovn-overlay/daemon/attachment"
 	"github.com/ovn-overlay/ovn-overlay/daemon/kube"
+	"github.com/ovn-overlay/ovn-overlay/daemon/metrics"
+	"github.com/ovn-overlay/ovn-overlay/daemon/network"
 	"github.com/ovn-overlay/ovn-overlay/externalids"
 	"github.com/ovn-overlay/ovn-overlay/netns"
 	"github.com/ovn-overlay/ovn-overlay/ovn"
-	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
 	"github.com/ovn-overlay/ovn-overlay/ovs"
 )
 
@@ -58,12 +59,15 @@ type Config struct {
 
 // Daemon is a running node daemon.
 type Daemon struct {
-	cfg      Config
-	log      *slog.Logger
-	nb       *ovn.Northbound
-	sb       *ovn.Southbound
-	ovs      *ovs.Client
-	networks *networks
+	cfg Config
+	log *slog.Logger
+	nb  *ovn.Northbound
+	sb  *ovn.Southbound
+	ovs *ovs.Client
+	// store maps each attachment of this node to its objects; every verb
+	// goes through it and its per-attachment lock.
+	store    *attachment.Store
+	networks *network.Registry
 	kube     *kube.Client // nil without a kubeconfig
 	// stop ends background work (informers, committers) when the daemon
 	// closes.
@@ -124,9 +128,13 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		d.Close()
 		return nil, err
 	}
-	d.networks = newNetworks(d.nb, d.cfg.NodeName, d.log)
-	d.networks.warmSize = cfg.WarmPorts
-	d.networks.onNew = d.startWarm
+	d.networks = network.NewRegistry(d.nb, d.cfg.NodeName, d.log, network.Options{
+		WarmPorts: cfg.WarmPorts, BoundPorts: d.boundPorts,
+	}, d.stop)
+	if err := d.buildStore(); err != nil {
+		d.Close()
+		return nil, err
+	}
 	go d.ovsCommitLoop()
 	d.defaultMTU = d.underlayMTU(chassis.EncapIP)
 	if d.userspaceDatapath, err = d.ovs.UserspaceDatapath(); err != nil {
@@ -139,31 +147,26 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		}
 	}
 	if cfg.MetricsAddress != "" {
-		d.serveMetrics(cfg.MetricsAddress)
+		metrics.Serve(cfg.MetricsAddress, d.stop, d.log)
 	}
 	d.log.Info("daemon ready", "node", d.cfg.NodeName, "defaultMTU", d.defaultMTU, "userspaceDatapath", d.userspaceDatapath)
 	return d, nil
 }
 
-// startWarm starts a new network's warm-port refill, after holding back the
-// warm ports a local OVS interface is already bound to: an ADD died
-// between binding and relabelling, and its retry or DEL removes them.
-func (d *Daemon) startWarm(n *network) {
-	if n.warm == nil {
-		return
-	}
+// boundPorts names the logical ports local OVS interfaces are bound to.
+func (d *Daemon) boundPorts() []string {
 	ifaces, err := d.ovs.OwnedInterfaces()
 	if err != nil {
-		d.log.Warn("warm ports off for this network: cannot list OVS interfaces", "network", n.name, "err", err)
-		n.warm = nil
-		return
+		d.log.Warn("cannot list OVS interfaces; warm ports they hold may be offered again", "err", err)
+		return nil
 	}
+	var out []string
 	for _, i := range ifaces {
-		if id := i.ExternalIDs[externalids.IfaceID]; strings.HasPrefix(id, warmPortPrefix(n.name)) {
-			n.warm.hold(id)
+		if id := i.ExternalIDs[externalids.IfaceID]; id != "" {
+			out = append(out, id)
 		}
 	}
-	go n.warmLoop(d)
+	return out
 }
 
 // startKube starts the informers and removes the attachments of pods that
@@ -173,8 +176,8 @@ func (d *Daemon) startKube(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.networks.claims = k.ClaimsOf
-	if err := k.OnClaims(d.networks.onClaim); err != nil {
+	d.networks.SetClaims(k.ClaimsOf)
+	if err := k.OnClaims(d.networks.OnClaim); err != nil {
 		return err
 	}
 	// ctx only bounds start-up; the informers live as long as the daemon.
@@ -200,22 +203,20 @@ func (d *Daemon) startKube(ctx context.Context) error {
 // collectDeletedPods tears down this node's attachments whose pod no longer
 // exists (or was recreated under the same name: another UID).
 func (d *Daemon) collectDeletedPods(ctx context.Context) error {
-	ports, err := d.nb.Ports(func(p *nbdb.LogicalSwitchPort) bool {
-		return p.ExternalIDs[externalids.Node] == d.cfg.NodeName && p.ExternalIDs[externalids.PodNamespace] != ""
-	})
-	if err != nil {
-		return err
-	}
 	var errs []error
-	for _, p := range ports {
-		ids := p.ExternalIDs
+	for _, id := range d.store.IDs("") {
+		lsp, ok := d.attachedPort(id, d.store.Get(id))
+		if !ok || lsp.ExternalIDs[externalids.PodNamespace] == "" {
+			continue
+		}
+		ids := lsp.ExternalIDs
 		pod, ok := d.kube.Pod(ids[externalids.PodNamespace], ids[externalids.PodName])
 		if ok && (ids[externalids.PodUID] == "" || string(pod.UID) == ids[externalids.PodUID]) {
 			continue
 		}
 		d.log.Info("removing attachment of a pod deleted while the daemon was down",
-			"pod", ids[externalids.PodNamespace]+"/"+ids[externalids.PodName], "network", ids[externalids.Network], "ifname", ids[externalids.IfName])
-		if err := d.teardown(ctx, ids[externalids.Network], ids[externalids.ContainerID], ids[externalids.IfName], ids[externalids.Netns]); err != nil {
+			"pod", ids[externalids.PodNamespace]+"/"+ids[externalids.PodName], "attachment", id)
+		if err := d.remove(ctx, id); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -2,13 +2,22 @@ package daemon
 
 import (
 	"context"
+	"time"
 
+	"github.com/ovn-overlay/ovn-overlay/daemon/metrics"
 	"github.com/ovn-overlay/ovn-overlay/ovs"
 )
 
 // OVS ports of concurrent ADDs share transactions the same way their
 // logical ports do (see commit.go): whatever queued while one transaction
 // was in flight goes into the next; a lone ADD is not delayed.
+
+// ovsMaxBatch bounds the ports of one OVS transaction; ovsTimeout bounds
+// one transaction.
+const (
+	ovsMaxBatch = 128
+	ovsTimeout  = 30 * time.Second
+)
 
 type ovsJob struct {
 	spec ovs.PortSpec
@@ -36,7 +45,7 @@ func (d *Daemon) ovsCommitLoop() {
 		}
 		batch := []*ovsJob{job}
 	drain:
-		for len(batch) < maxBatch {
+		for len(batch) < ovsMaxBatch {
 			select {
 			case j := <-d.ovsJobs:
 				batch = append(batch, j)
@@ -48,14 +57,14 @@ func (d *Daemon) ovsCommitLoop() {
 		for i, j := range batch {
 			specs[i] = j.spec
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), ovsTimeout)
 		err := d.ovs.AddPorts(ctx, specs)
 		cancel()
-		ovsTransactions.WithLabelValues("add_port").Inc()
+		metrics.OVSTransactions.WithLabelValues("add_port").Inc()
 		if err != nil && len(batch) > 1 {
 			// One bad port must not fail its neighbours: retry alone.
 			for _, j := range batch {
-				ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+				ctx, cancel := context.WithTimeout(context.Background(), ovsTimeout)
 				j.done <- d.ovs.AddPort(ctx, j.spec)
 				cancel()
 			}

@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,8 +11,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/ovn-overlay/ovn-overlay/cniproto"
-	"github.com/ovn-overlay/ovn-overlay/daemon/kube"
-	"github.com/ovn-overlay/ovn-overlay/netconf"
+	"github.com/ovn-overlay/ovn-overlay/daemon/metrics"
 )
 
 // maxRequest bounds a request body; a network config is a few hundred bytes.
@@ -39,7 +37,7 @@ func (d *Daemon) serveCNI(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		resp.Result, err = d.Do(r.Context(), req)
 		resp.Error = toCNIError(err)
-		cniDuration.WithLabelValues(req.Command, result(err)).Observe(time.Since(start).Seconds())
+		metrics.CNIDuration.WithLabelValues(req.Command, metrics.Result(err)).Observe(time.Since(start).Seconds())
 		d.log.Info("cni", "cmd", req.Command, "container", req.ContainerID, "ifname", req.IfName,
 			"duration", time.Since(start), "err", err)
 	}
@@ -63,29 +61,5 @@ func (d *Daemon) Do(ctx context.Context, req cniproto.Request) (json.RawMessage,
 	default:
 		return nil, types.NewError(types.ErrInvalidEnvironmentVariables,
 			fmt.Sprintf("unknown CNI_COMMAND %q", req.Command), "expected ADD, DEL, CHECK, GC, STATUS or VERSION")
-	}
-}
-
-// toCNIError maps daemon errors to CNI error codes, keeping the message.
-func toCNIError(err error) *types.Error {
-	if err == nil {
-		return nil
-	}
-	var cniErr *types.Error
-	if errors.As(err, &cniErr) {
-		return cniErr
-	}
-	var fieldErr *netconf.FieldError
-	switch {
-	case errors.As(err, &fieldErr), errors.Is(err, ErrConflictingConfig), errors.Is(err, ErrNotSupported), errors.Is(err, kube.ErrInvalidNAD):
-		return types.NewError(types.ErrInvalidNetworkConfig, err.Error(), "")
-	case errors.Is(err, errBadNetns):
-		return types.NewError(types.ErrInvalidNetNS, err.Error(), "")
-	case errors.Is(err, errBadRequest):
-		return types.NewError(types.ErrInvalidEnvironmentVariables, err.Error(), "")
-	case errors.Is(err, context.DeadlineExceeded):
-		return types.NewError(types.ErrTryAgainLater, err.Error(), "")
-	default:
-		return types.NewError(types.ErrInternal, err.Error(), "")
 	}
 }

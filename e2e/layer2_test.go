@@ -191,7 +191,7 @@ func TestFailedAddLeavesNothing(t *testing.T) {
 		p := newPod(t, node(t, 0), "nonetns")
 		p.NetnsPath = "/var/run/netns/does-not-exist-" + randomID()
 		_, err := add(t, p, "net1", conf)
-		cniError(t, err, types.ErrInvalidNetNS, "does-not-exist")
+		cniError(t, err, types.ErrInvalidEnvironmentVariables, "CNI_NETNS")
 	})
 	t.Run("interface name taken inside the pod", func(t *testing.T) {
 		// Fails after the logical port exists, so rollback must undo it.

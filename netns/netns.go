@@ -57,6 +57,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -72,6 +73,7 @@ type Route struct {
 // Attachment describes one pod interface.
 type Attachment struct {
 	HostIfName               string           // host end name, <= 15 chars, stays in the caller's netns
+	HostAlias                string           // set on the host end at creation: marks it as this attachment's
 	ContainerIfName          string           // CNI_IFNAME, created directly inside the pod netns
 	MAC                      net.HardwareAddr // pod-side MAC
 	Addresses                []netip.Prefix   // pod-side addresses (IPv4 and/or IPv6)
@@ -110,7 +112,7 @@ func Setup(podNetnsPath string, a Attachment) (Result, error) {
 		return Result{}, err
 	}
 	if err := Configure(podNetnsPath, a); err != nil {
-		return Result{}, errors.Join(err, Teardown(a.HostIfName), TeardownPodSide(podNetnsPath, a.ContainerIfName))
+		return Result{}, errors.Join(err, Unplug(a.HostIfName, a.HostAlias, podNetnsPath))
 	}
 	if a.MAC != nil {
 		res.Pod.MAC = a.MAC
@@ -204,6 +206,16 @@ func Plug(podNetnsPath string, a Attachment) (res Result, err error) {
 			}
 		}
 	}()
+
+	// The kernel ignores IFLA_IFALIAS when it creates a link, so the mark
+	// that lets DEL and the start-up reconcile tell the veth is this
+	// attachment's is set right after. (The reconcile also knows our
+	// naming, for a crash in between.)
+	if a.HostAlias != "" {
+		if err := netlink.LinkSetAlias(host, a.HostAlias); err != nil {
+			return Result{}, wrap("mark host link", err)
+		}
+	}
 
 	// Best effort: the host end is an L2 port into the overlay and must not
 	// send IPv6 traffic of its own. Done before the link goes up.
@@ -307,40 +319,93 @@ func Teardown(hostIfName string) error {
 	return nil
 }
 
-// TeardownPodSide deletes ifName inside the pod netns if it is still there.
-// A missing netns (including a path that is no longer a network namespace
-// mount) or a missing link is not an error. A link with that name that is not
-// a veth is left alone and reported as an error.
-func TeardownPodSide(podNetnsPath, ifName string) error {
-	wrap := func(step string, err error) error {
-		return fmt.Errorf("netns: teardown pod link %q in netns %s: %s: %w", ifName, podNetnsPath, step, err)
+// Unplug deletes an attachment's host veth, and with it the pod end, if
+// hostIfName is a veth whose alias is alias (the mark Plug set); then it
+// removes the pod end's source-routing rules, which outlive their link, in
+// podNetnsPath (empty: the netns is gone, and the rules with it). A missing
+// link, or one that is not this attachment's veth, is left alone and is not
+// an error: DEL is idempotent and never touches what it did not create.
+// The pod side is never looked up by name: a pod interface of that name
+// may belong to another network or to someone else.
+func Unplug(hostIfName, alias, podNetnsPath string) error {
+	l, err := netlink.LinkByName(hostIfName)
+	if err != nil {
+		if isLinkNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("netns: unplug host link %q: look up: %w", hostIfName, err)
+	}
+	veth, ok := l.(*netlink.Veth)
+	if !ok || l.Attrs().Alias != alias {
+		return nil
+	}
+	peerIndex, err := netlink.VethPeerIndex(veth)
+	if err != nil {
+		peerIndex = 0 // the rules are then left to removeStaleSourceRules' next run
+	}
+	if err := netlink.LinkDel(l); err != nil && !isLinkNotFound(err) && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("netns: unplug host link %q: delete: %w", hostIfName, err)
+	}
+	if podNetnsPath == "" || peerIndex == 0 {
+		return nil
 	}
 	podNs, pod, err := openPod(podNetnsPath)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ESRCH) || errors.Is(err, errNotNetns) {
-			return nil
-		}
-		return wrap("open pod netns", err)
+		return nil // the netns is gone, and its rules with it
 	}
 	defer podNs.Close()
 	defer pod.Close()
+	if err := removeRulesOfTable(pod, sourceTable(peerIndex)); err != nil {
+		return fmt.Errorf("netns: unplug host link %q: source rules in %s: %w", hostIfName, podNetnsPath, err)
+	}
+	return nil
+}
 
+// HostVeths lists the veths in the caller's netns that keep accepts (given
+// name and alias), by name, with their alias.
+func HostVeths(keep func(name, alias string) bool) (map[string]string, error) {
+	links, err := retryDump(netlink.LinkList)
+	if err != nil {
+		return nil, fmt.Errorf("netns: list links: %w", err)
+	}
+	out := map[string]string{}
+	for _, l := range links {
+		if _, ok := l.(*netlink.Veth); ok && keep(l.Attrs().Name, l.Attrs().Alias) {
+			out[l.Attrs().Name] = l.Attrs().Alias
+		}
+	}
+	return out, nil
+}
+
+// LinksUp reports whether both ends of an attachment's veth are up: the
+// host end administratively up with a running carrier, and the pod end
+// ifName administratively up in podNetnsPath. ADD checks it before
+// answering, so it never reports success for a link that is down.
+func LinksUp(hostIfName, podNetnsPath, ifName string) error {
+	host, err := netlink.LinkByName(hostIfName)
+	if err != nil {
+		return fmt.Errorf("host link %q: %w", hostIfName, err)
+	}
+	if host.Attrs().Flags&net.FlagUp == 0 {
+		return fmt.Errorf("host link %q is administratively down", hostIfName)
+	}
+	if host.Attrs().RawFlags&unix.IFF_LOWER_UP == 0 {
+		return fmt.Errorf("host link %q has no carrier (operstate %s)", hostIfName, host.Attrs().OperState)
+	}
+	podNs, pod, err := openPod(podNetnsPath)
+	if err != nil {
+		return fmt.Errorf("pod netns %s: %w", podNetnsPath, err)
+	}
+	defer podNs.Close()
+	defer pod.Close()
 	l, err := pod.LinkByName(ifName)
 	if err != nil {
-		if isLinkNotFound(err) {
-			// Usually gone with its host end already; its source rules
-			// are not.
-			return removeStaleSourceRules(pod)
-		}
-		return wrap("look up", err)
+		return fmt.Errorf("pod link %q: %w", ifName, err)
 	}
-	if l.Type() != "veth" {
-		return wrap("delete", fmt.Errorf("refusing to delete a %s link, expected a veth", l.Type()))
+	if l.Attrs().Flags&net.FlagUp == 0 {
+		return fmt.Errorf("pod link %q is administratively down", ifName)
 	}
-	if err := pod.LinkDel(l); err != nil && !isLinkNotFound(err) && !errors.Is(err, unix.ENODEV) {
-		return wrap("delete", err)
-	}
-	return removeStaleSourceRules(pod)
+	return nil
 }
 
 // Check compares the live state with a and returns an error describing every
@@ -499,9 +564,39 @@ func MTUOfLinkWithAddress(addr netip.Addr) (int, error) {
 	return 0, fmt.Errorf("netns: MTU of link with address %s: no link carries this address", addr)
 }
 
-// errNotNetns is returned by openNetns for a path that is not a network
-// namespace (e.g. a leftover bind-mount target after the namespace is gone).
-var errNotNetns = errors.New("not a network namespace")
+// Errors of ValidatePodNetns (and of every function given a pod netns).
+var (
+	// ErrNotNetns: the path exists but is not a network namespace.
+	ErrNotNetns = errors.New("not a network namespace")
+	// ErrStaleNetns: a regular file that is not a network namespace, what
+	// a netns bind mount leaves behind once the namespace is gone.
+	ErrStaleNetns = errors.New("not a network namespace any more (a leftover mount point)")
+	// ErrOwnNetns: the path is the daemon's own network namespace (the
+	// node's), which is never a pod's.
+	ErrOwnNetns = errors.New("is the node's own network namespace, not a pod's")
+)
+
+// errNotNetns is kept for the callers that treat every non-netns alike.
+var errNotNetns = ErrNotNetns
+
+// ownNetns identifies the caller's network namespace (device and inode of
+// its nsfs file), read once: the daemon never moves.
+var ownNetns = sync.OnceValues(func() (unix.Stat_t, error) {
+	var st unix.Stat_t
+	err := unix.Stat(fmt.Sprintf("/proc/%d/ns/net", os.Getpid()), &st)
+	return st, err
+})
+
+// ValidatePodNetns checks that path is a network namespace other than the
+// caller's own, without blocking on whatever else it may be (a FIFO).
+// A missing path gives an error wrapping os.ErrNotExist.
+func ValidatePodNetns(path string) error {
+	h, err := openNetns(path)
+	if err != nil {
+		return err
+	}
+	return h.Close()
+}
 
 // openPod opens the pod's netns and a netlink handle bound to it, so the
 // pod side is configured without switching any thread's namespace.
@@ -518,25 +613,39 @@ func openPod(path string) (netns.NsHandle, *netlink.Handle, error) {
 	return ns, h, nil
 }
 
-// openNetns opens a network namespace by path and verifies it is one.
+// openNetns opens a network namespace by path and verifies it is one, and
+// not the caller's own. O_NONBLOCK: opening a FIFO must not hang the
+// daemon (it is then refused as not a netns).
 func openNetns(path string) (netns.NsHandle, error) {
 	if path == "" {
 		return netns.None(), errors.New("empty netns path")
 	}
-	h, err := netns.GetFromPath(path)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
+		return netns.None(), &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	fail := func(err error) (netns.NsHandle, error) {
+		unix.Close(fd)
 		return netns.None(), err
 	}
-	var st unix.Statfs_t
-	if err := unix.Fstatfs(int(h), &st); err != nil {
-		h.Close()
-		return netns.None(), fmt.Errorf("statfs %s: %w", path, err)
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &fs); err != nil {
+		return fail(fmt.Errorf("statfs %s: %w", path, err))
 	}
-	if st.Type != unix.NSFS_MAGIC {
-		h.Close()
-		return netns.None(), fmt.Errorf("%s: %w", path, errNotNetns)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fail(fmt.Errorf("stat %s: %w", path, err))
 	}
-	return h, nil
+	if fs.Type != unix.NSFS_MAGIC {
+		if st.Mode&unix.S_IFMT == unix.S_IFREG {
+			return fail(fmt.Errorf("%s: %w", path, ErrStaleNetns))
+		}
+		return fail(fmt.Errorf("%s: %w", path, ErrNotNetns))
+	}
+	if own, err := ownNetns(); err == nil && own.Dev == st.Dev && own.Ino == st.Ino {
+		return fail(fmt.Errorf("%s %w", path, ErrOwnNetns))
+	}
+	return netns.NsHandle(fd), nil
 }
 
 func validate(a Attachment) error {

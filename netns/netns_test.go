@@ -559,38 +559,84 @@ func TestTeardownRefusesNonVeth(t *testing.T) {
 	}
 }
 
-func TestTeardownPodSide(t *testing.T) {
+// TestUnplug: only the veth carrying the attachment's alias goes, with its
+// pod end and its source rules; a foreign link of that name, a veth with
+// another alias and the pod's other interfaces stay.
+func TestUnplug(t *testing.T) {
 	requireRoot(t)
 	path := newPodNetns(t)
 	host := newHostName(t)
 	a := dualStack(host)
+	a.HostAlias = "ovn-overlay:test-" + randHex(t, 4)
 	setupOrFatal(t, path, a)
 
+	if err := Unplug(host, "ovn-overlay:someone-else", path); err != nil {
+		t.Fatalf("Unplug with another alias: %v", err)
+	}
+	if !hostLinkExists(t, host) {
+		t.Fatal("Unplug deleted a veth carrying another alias")
+	}
 	for i := range 2 {
-		if err := TeardownPodSide(path, a.ContainerIfName); err != nil {
-			t.Fatalf("TeardownPodSide #%d: %v", i+1, err)
+		if err := Unplug(host, a.HostAlias, path); err != nil {
+			t.Fatalf("Unplug #%d: %v", i+1, err)
 		}
 	}
-	if _, err := podHandle(t, path).LinkByName(a.ContainerIfName); !isLinkNotFound(err) {
-		t.Errorf("pod link survives TeardownPodSide (err %v)", err)
-	}
 	if hostLinkExists(t, host) {
-		t.Error("host end survives deletion of its peer")
+		t.Error("host end survives Unplug")
 	}
-	if err := Teardown(host); err != nil {
-		t.Errorf("Teardown after TeardownPodSide: %v", err)
+	if _, err := podHandle(t, path).LinkByName(a.ContainerIfName); !isLinkNotFound(err) {
+		t.Errorf("pod end survives Unplug (err %v)", err)
+	}
+	if err := Unplug(host, a.HostAlias, filepath.Join(netnsDir, "ovtest-missing-"+randHex(t, 4))); err != nil {
+		t.Errorf("Unplug with missing netns: %v", err)
 	}
 
-	if err := TeardownPodSide(filepath.Join(netnsDir, "ovtest-missing-"+randHex(t, 4)), "eth0"); err != nil {
-		t.Errorf("TeardownPodSide with missing netns: %v", err)
+	// A bridge holding the name is not ours: left alone, and no error.
+	br := newHostName(t)
+	if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: br}}); err != nil {
+		t.Fatal(err)
 	}
-	// A path that exists but is not a netns (bind mount gone).
-	plain := filepath.Join(t.TempDir(), "netns")
+	t.Cleanup(func() { _ = netlink.LinkDel(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: br}}) })
+	if err := Unplug(br, "", ""); err != nil {
+		t.Errorf("Unplug of a bridge: %v", err)
+	}
+	if !hostLinkExists(t, br) {
+		t.Error("Unplug deleted a bridge")
+	}
+}
+
+// TestValidatePodNetns: what a runtime might pass as CNI_NETNS.
+func TestValidatePodNetns(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	plain := filepath.Join(dir, "plain")
 	if err := os.WriteFile(plain, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := TeardownPodSide(plain, "eth0"); err != nil {
-		t.Errorf("TeardownPodSide with a plain file: %v", err)
+	tests := []struct {
+		name string
+		path string
+		want error
+	}{
+		{"pod netns", newPodNetns(t), nil},
+		{"own netns", fmt.Sprintf("/proc/%d/ns/net", os.Getpid()), ErrOwnNetns},
+		{"own netns via self", "/proc/self/ns/net", ErrOwnNetns},
+		{"fifo (must not block)", fifo, ErrNotNetns},
+		{"directory", dir, ErrNotNetns},
+		{"leftover mount point", plain, ErrStaleNetns},
+		{"missing", filepath.Join(dir, "missing"), os.ErrNotExist},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := ValidatePodNetns(tt.path)
+			if (tt.want == nil) != (err == nil) || (tt.want != nil && !errors.Is(err, tt.want)) {
+				t.Fatalf("ValidatePodNetns(%s) = %v, want %v", tt.path, err, tt.want)
+			}
+		})
 	}
 }
 

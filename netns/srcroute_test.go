@@ -57,10 +57,7 @@ func TestSourceRoutingRulesFollowTheInterface(t *testing.T) {
 	}
 	// Tearing the attachment down leaves no rule behind, even though the
 	// pod link disappears with its host end first.
-	if err := Teardown(a.HostIfName); err != nil {
-		t.Fatal(err)
-	}
-	if err := TeardownPodSide(path, a.ContainerIfName); err != nil {
+	if err := Unplug(a.HostIfName, a.HostAlias, path); err != nil {
 		t.Fatal(err)
 	}
 	if left := ourRules(t, h); len(left) != 0 {

@@ -192,14 +192,11 @@ func (o *Client) AddPorts(ctx context.Context, specs []PortSpec) error {
 // exist is not an error (CNI DEL is idempotent). Ports not created by this
 // project are left alone.
 func (o *Client) DeletePort(ctx context.Context, name string) error {
-	port := &vswitchd.Port{Name: name}
-	if err := o.client.Get(ctx, port); err != nil {
-		if errors.Is(err, client.ErrNotFound) {
-			return nil
-		}
-		return fmt.Errorf("look up OVS port %s: %w", name, err)
+	uuid, ids, found, err := o.lookUpPort(ctx, name)
+	if err != nil || !found {
+		return err
 	}
-	if port.ExternalIDs[externalids.Owner] != externalids.OwnerValue {
+	if ids[externalids.Owner] != externalids.OwnerValue {
 		return fmt.Errorf("OVS port %s exists but was not created by ovn-overlay; leaving it alone", name)
 	}
 	br, err := o.Bridge()
@@ -210,7 +207,7 @@ func (o *Client) DeletePort(ctx context.Context, name string) error {
 	// Port and Interface are not root tables: dropping the reference from
 	// the bridge deletes them.
 	ops, err := o.client.Where(bridge).Mutate(bridge, model.Mutation{
-		Field: &bridge.Ports, Mutator: ovsdb.MutateOperationDelete, Value: []string{port.UUID},
+		Field: &bridge.Ports, Mutator: ovsdb.MutateOperationDelete, Value: []string{uuid},
 	})
 	if err != nil {
 		return fmt.Errorf("build delete of OVS port %s: %w", name, err)
@@ -219,6 +216,44 @@ func (o *Client) DeletePort(ctx context.Context, name string) error {
 		return fmt.Errorf("delete OVS port %s: %w", name, err)
 	}
 	return nil
+}
+
+// lookUpPort finds a port in the cache or, if the cache does not have it,
+// on the server: a port committed a moment ago (an ADD rolling back) may
+// not have reached the cache yet, and must not be taken for gone.
+func (o *Client) lookUpPort(ctx context.Context, name string) (uuid string, ids map[string]string, found bool, err error) {
+	port := &vswitchd.Port{Name: name}
+	switch err := o.client.Get(ctx, port); {
+	case err == nil:
+		return port.UUID, port.ExternalIDs, true, nil
+	case !errors.Is(err, client.ErrNotFound):
+		return "", nil, false, fmt.Errorf("look up OVS port %s: %w", name, err)
+	}
+	sel := ovsdb.Operation{
+		Op: ovsdb.OperationSelect, Table: vswitchd.PortTable,
+		Where:   []ovsdb.Condition{{Column: "name", Function: ovsdb.ConditionEqual, Value: name}},
+		Columns: []string{"_uuid", "external_ids"},
+	}
+	res, err := o.client.Transact(ctx, sel)
+	if err != nil {
+		return "", nil, false, fmt.Errorf("look up OVS port %s: %w", name, err)
+	}
+	if len(res) == 0 || len(res[0].Rows) == 0 {
+		return "", nil, false, nil
+	}
+	row := res[0].Rows[0]
+	if u, ok := row["_uuid"].(ovsdb.UUID); ok {
+		uuid = u.GoUUID
+	}
+	ids = map[string]string{}
+	if m, ok := row["external_ids"].(ovsdb.OvsMap); ok {
+		for k, v := range m.GoMap {
+			ks, _ := k.(string)
+			vs, _ := v.(string)
+			ids[ks] = vs
+		}
+	}
+	return uuid, ids, uuid != "", nil
 }
 
 // Interface returns the cached interface called name.
@@ -338,4 +373,44 @@ func (o *Client) transact(ctx context.Context, ops []ovsdb.Operation) error {
 		return fmt.Errorf("%w: %s", err, details)
 	}
 	return nil
+}
+
+// InterfaceHandler receives changes of the interfaces in the cache. Its
+// methods run on the cache's event goroutine, in order, and must not block.
+type InterfaceHandler interface {
+	InterfaceAdded(*vswitchd.Interface)
+	InterfaceUpdated(old, new *vswitchd.Interface)
+	InterfaceDeleted(*vswitchd.Interface)
+}
+
+// AddInterfaceHandler registers h for interface changes. Rows already in
+// the cache are not replayed: list them with OwnedInterfaces after
+// registering.
+func (o *Client) AddInterfaceHandler(h InterfaceHandler) {
+	o.client.Cache().AddEventHandler(&cache.EventHandlerFuncs{
+		AddFunc: func(table string, m model.Model) {
+			if table == vswitchd.InterfaceTable {
+				h.InterfaceAdded(m.(*vswitchd.Interface))
+			}
+		},
+		UpdateFunc: func(table string, old, new model.Model) {
+			if table == vswitchd.InterfaceTable {
+				h.InterfaceUpdated(old.(*vswitchd.Interface), new.(*vswitchd.Interface))
+			}
+		},
+		DeleteFunc: func(table string, m model.Model) {
+			if table == vswitchd.InterfaceTable {
+				h.InterfaceDeleted(m.(*vswitchd.Interface))
+			}
+		},
+	})
+}
+
+// Ofport returns the OpenFlow port number ovs-vswitchd gave the interface;
+// 0 while it has none (not opened yet) and -1 if opening failed.
+func Ofport(iface *vswitchd.Interface) int {
+	if iface.Ofport == nil {
+		return 0
+	}
+	return *iface.Ofport
 }

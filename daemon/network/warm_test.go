@@ -1,4 +1,4 @@
-package daemon
+package network
 
 import (
 	"testing"
@@ -72,18 +72,18 @@ func TestWarmPoolNeverHandsOutAPortTwice(t *testing.T) {
 
 func TestAdoptedPortCarriesThePodNotTheWarmMark(t *testing.T) {
 	warm := warmLSP("ovn-overlay.net.prov.node1.abc")
-	got := adoptedPort(warm, portRequest{externalIDs: map[string]string{externalids.ContainerID: "c1", externalids.IfName: "net1"}})
-	if isWarm(got) {
+	got := adoptedPort(warm, PortRequest{ExternalIDs: map[string]string{externalids.ContainerID: "c1", externalids.IfName: "net1"}})
+	if IsWarm(got) {
 		t.Error("adopted port still carries the warm mark")
 	}
 	if got.ExternalIDs[externalids.ContainerID] != "c1" || got.ExternalIDs[externalids.Addresses] != "10.0.0.5/24" || got.Name != warm.Name {
 		t.Errorf("adopted port = %+v, want the pod's identity, the warm port's name and addresses", got)
 	}
-	if !isWarm(warm) {
+	if !IsWarm(warm) {
 		t.Error("adoptedPort changed the cached warm port it was given")
 	}
-	r := warmResult(got)
-	if r.err != nil || r.mac.String() != "0a:58:0a:00:00:05" || len(r.addrs) != 1 || r.addrs[0].String() != "10.0.0.5/24" {
+	r := WarmResult(got)
+	if r.Err != nil || r.MAC.String() != "0a:58:0a:00:00:05" || len(r.Addrs) != 1 || r.Addrs[0].String() != "10.0.0.5/24" {
 		t.Errorf("warmResult = %+v", r)
 	}
 }

@@ -1,14 +1,13 @@
-package daemon
+package network
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
 )
 
-// Names of the OVN and kernel objects of one attachment are derived from
-// its CNI identity (network, container ID, interface name), never stored:
-// DEL and CHECK find everything from the request alone, even after a daemon
-// restart or a lost ADD reply.
+// Names of a network's shared OVN objects are derived from the network's
+// name (and for layer3 the node's), so every node finds the same rows. The
+// names of one attachment's objects are the attachment package's.
 
 // layer2SwitchName is the cluster-wide logical switch of a layer2 network.
 func layer2SwitchName(network string) string {
@@ -33,18 +32,6 @@ func routerPortName(network, node string) string {
 
 func switchToRouterPortName(network, node string) string {
 	return "ovn-overlay." + network + ".stor." + node
-}
-
-// portName is the logical switch port of one attachment.
-func portName(network, containerID, ifName string) string {
-	return "ovn-overlay." + network + "." + containerID + "." + ifName
-}
-
-// hostIfName is the host end of the attachment's veth, also its OVS port
-// and interface name. Kernel names are limited to 15 bytes, so it is a hash.
-func hostIfName(network, containerID, ifName string) string {
-	sum := sha256.Sum256([]byte(network + "\x00" + containerID + "\x00" + ifName))
-	return "ov" + hex.EncodeToString(sum[:])[:13]
 }
 
 // addressSetName is the address set of a network's pods in one namespace,

@@ -1,4 +1,4 @@
-package daemon
+package network
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/ovn-overlay/ovn-overlay/daemon/ipam"
+	"github.com/ovn-overlay/ovn-overlay/daemon/metrics"
 	"github.com/ovn-overlay/ovn-overlay/externalids"
 	"github.com/ovn-overlay/ovn-overlay/netconf"
 	"github.com/ovn-overlay/ovn-overlay/netns"
@@ -22,7 +23,7 @@ import (
 // network is the daemon's state for one secondary network on this node:
 // the logical switch its pods attach to and an index of the addresses in
 // use there.
-type network struct {
+type Network struct {
 	name        string
 	fingerprint string
 	conf        *netconf.NetConf
@@ -52,108 +53,82 @@ type network struct {
 	log  *slog.Logger
 }
 
-// networks maps network names to their state, fed by NB cache events.
-type networks struct {
+// Registry holds the state of every network this node has attached a pod
+// to, created on first use and fed by NB cache events.
+type Registry struct {
 	nb   *ovn.Northbound
 	node string
 	log  *slog.Logger
-	// claims lists a network's persistent-IP claims (IPAMClaims) by key;
+	opts Options
+	stop <-chan struct{}
+	mu   sync.Mutex
+	m    map[string]*Network
+}
+
+// Options are the registry's settings and its hooks into the rest of the
+// daemon.
+type Options struct {
+	// WarmPorts is the number of warm ports per network (0: none).
+	WarmPorts int
+	// Claims lists a network's persistent-IP claims (IPAMClaims) by key;
 	// nil without Kubernetes.
-	claims func(network string) map[string][]netip.Addr
-	// warmSize is the number of warm ports per network (0: none);
-	// onNew starts a new network's background work.
-	warmSize int
-	onNew    func(*network)
-	mu       sync.Mutex
-	m        map[string]*network
-	// byIdentity finds an attachment's logical switch port from its CNI
-	// identity when the port's name is not derived from it (a warm port
-	// handed to a pod).
-	byIdentity map[string]string
+	Claims func(network string) map[string][]netip.Addr
+	// BoundPorts names the logical switch ports a local OVS interface is
+	// bound to (iface-id): warm ports among them were handed to an ADD
+	// that died before relabelling, and must not be offered again.
+	BoundPorts func() []string
 }
 
-func identityKeyOf(lsp *nbdb.LogicalSwitchPort) string {
-	ids := lsp.ExternalIDs
-	return identityKey(ids[externalids.Network], ids[externalids.ContainerID], ids[externalids.IfName])
+// NewRegistry returns an empty registry that follows the NB's port events
+// until stop closes.
+func NewRegistry(nb *ovn.Northbound, node string, log *slog.Logger, opts Options, stop <-chan struct{}) *Registry {
+	r := &Registry{nb: nb, node: node, log: log, opts: opts, stop: stop, m: map[string]*Network{}}
+	nb.AddPortHandler(r)
+	return r
 }
 
-func identityKey(network, containerID, ifName string) string {
-	return network + "\x00" + containerID + "\x00" + ifName
-}
-
-// portOf returns the name of the attachment's port, if the cache knows it.
-func (ns *networks) portOf(network, containerID, ifName string) (string, bool) {
+// SetClaims installs the persistent-IP claim lister once Kubernetes is up.
+func (ns *Registry) SetClaims(claims func(network string) map[string][]netip.Addr) {
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
-	name, ok := ns.byIdentity[identityKey(network, containerID, ifName)]
-	return name, ok
+	ns.opts.Claims = claims
 }
 
-// index records which port serves an attachment, ahead of the cache event.
-func (ns *networks) index(lsp *nbdb.LogicalSwitchPort) {
-	if lsp.ExternalIDs[externalids.ContainerID] == "" {
-		return
-	}
-	ns.mu.Lock()
-	defer ns.mu.Unlock()
-	ns.byIdentity[identityKeyOf(lsp)] = lsp.Name
-}
-
-func (ns *networks) unindex(lsp *nbdb.LogicalSwitchPort) {
-	key := identityKeyOf(lsp)
-	ns.mu.Lock()
-	defer ns.mu.Unlock()
-	if ns.byIdentity[key] == lsp.Name {
-		delete(ns.byIdentity, key)
-	}
-}
-
-func newNetworks(nb *ovn.Northbound, node string, log *slog.Logger) *networks {
-	ns := &networks{nb: nb, node: node, log: log, m: map[string]*network{}, byIdentity: map[string]string{}}
-	nb.AddPortHandler(ns)
-	return ns
-}
-
-func (ns *networks) lookup(name string) *network {
+// Lookup returns the state of a network already in use on this node.
+func (ns *Registry) Lookup(name string) *Network {
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
 	return ns.m[name]
 }
 
-// PortAdded indexes a new port: its attachment, its addresses, and if it is
-// one of this node's warm ports, the warm pool.
-func (ns *networks) PortAdded(lsp *nbdb.LogicalSwitchPort) {
-	ns.index(lsp)
-	if n := ns.lookup(lsp.ExternalIDs[externalids.Network]); n != nil {
-		n.pool.Observe(lsp.Name, portAddrs(lsp))
+// PortAdded indexes a new port's addresses and, if it is one of this
+// node's warm ports, offers it to the warm pool.
+func (ns *Registry) PortAdded(lsp *nbdb.LogicalSwitchPort) {
+	if n := ns.Lookup(lsp.ExternalIDs[externalids.Network]); n != nil {
+		n.pool.Observe(lsp.Name, PortAddrs(lsp))
 		ns.offerWarm(n, lsp)
 	}
 }
 
 // PortUpdated follows a change in place: nothing is released and taken
 // back, so no reader ever sees the port's addresses free.
-func (ns *networks) PortUpdated(old, lsp *nbdb.LogicalSwitchPort) {
-	if identityKeyOf(old) != identityKeyOf(lsp) {
-		ns.unindex(old)
-	}
-	ns.index(lsp)
-	n := ns.lookup(lsp.ExternalIDs[externalids.Network])
+func (ns *Registry) PortUpdated(old, lsp *nbdb.LogicalSwitchPort) {
+	n := ns.Lookup(lsp.ExternalIDs[externalids.Network])
 	if n == nil {
 		return
 	}
-	if !slices.Equal(portAddrs(old), portAddrs(lsp)) {
+	if !slices.Equal(PortAddrs(old), PortAddrs(lsp)) {
 		n.pool.Release(lsp.Name)
-		n.pool.Observe(lsp.Name, portAddrs(lsp))
+		n.pool.Observe(lsp.Name, PortAddrs(lsp))
 	}
-	if n.warm != nil && !isWarm(lsp) {
+	if n.warm != nil && !IsWarm(lsp) {
 		n.warm.forget(lsp.Name)
 	}
 	ns.offerWarm(n, lsp)
 }
 
-func (ns *networks) PortDeleted(lsp *nbdb.LogicalSwitchPort) {
-	ns.unindex(lsp)
-	if n := ns.lookup(lsp.ExternalIDs[externalids.Network]); n != nil {
+func (ns *Registry) PortDeleted(lsp *nbdb.LogicalSwitchPort) {
+	if n := ns.Lookup(lsp.ExternalIDs[externalids.Network]); n != nil {
 		n.pool.Release(lsp.Name)
 		if n.warm != nil {
 			n.warm.drop(lsp.Name)
@@ -164,19 +139,19 @@ func (ns *networks) PortDeleted(lsp *nbdb.LogicalSwitchPort) {
 // offerWarm adds lsp to n's warm pool if it is one of this node's warm
 // ports. Events run behind the cache: offer only what the cache still
 // shows as warm.
-func (ns *networks) offerWarm(n *network, lsp *nbdb.LogicalSwitchPort) {
-	if n.warm == nil || !isWarm(lsp) || lsp.ExternalIDs[externalids.Node] != ns.node {
+func (ns *Registry) offerWarm(n *Network, lsp *nbdb.LogicalSwitchPort) {
+	if n.warm == nil || !IsWarm(lsp) || lsp.ExternalIDs[externalids.Node] != ns.node {
 		return
 	}
-	if cur, ok := ns.nb.Port(lsp.Name); ok && isWarm(cur) {
+	if cur, ok := ns.nb.Port(lsp.Name); ok && IsWarm(cur) {
 		n.warm.offer(cur)
 	}
 }
 
-// onClaim keeps the address index in step with a persistent-IP claim:
+// OnClaim keeps the address index in step with a persistent-IP claim:
 // its addresses stay reserved until the claim is deleted (ips nil).
-func (ns *networks) onClaim(network, key string, ips []netip.Addr) {
-	n := ns.lookup(network)
+func (ns *Registry) OnClaim(network, key string, ips []netip.Addr) {
+	n := ns.Lookup(network)
 	if n == nil {
 		return // pinned when the network is first used here
 	}
@@ -191,19 +166,19 @@ func (ns *networks) onClaim(network, key string, ips []netip.Addr) {
 // different shape (subnets, topology, ...).
 var ErrConflictingConfig = errors.New("conflicting network config")
 
-// get returns the state of conf's network, creating its OVN topology (and
+// Get returns the state of conf's network, creating its OVN topology (and
 // for layer3 claiming this node's subnets) on first use.
-func (ns *networks) get(ctx context.Context, conf *netconf.NetConf) (*network, error) {
+func (ns *Registry) Get(ctx context.Context, conf *netconf.NetConf) (*Network, error) {
 	fp := conf.Fingerprint()
-	if n := ns.lookup(conf.Name); n != nil {
+	if n := ns.Lookup(conf.Name); n != nil {
 		if n.fingerprint != fp {
 			return nil, conflictError(conf, n.conf)
 		}
 		return n, nil
 	}
-	n := &network{name: conf.Name, fingerprint: fp, conf: conf, nb: ns.nb, jobs: make(chan *portJob, 1024), relabels: make(chan *portJob, 1024), log: ns.log.With("network", conf.Name)}
-	if ns.warmSize > 0 {
-		n.warm = newWarmPool(conf.Name, ns.warmSize)
+	n := &Network{name: conf.Name, fingerprint: fp, conf: conf, nb: ns.nb, jobs: make(chan *portJob, 1024), relabels: make(chan *portJob, 1024), log: ns.log.With("network", conf.Name)}
+	if ns.opts.WarmPorts > 0 {
+		n.warm = newWarmPool(conf.Name, ns.opts.WarmPorts)
 	}
 	var err error
 	switch conf.Topology {
@@ -233,19 +208,17 @@ func (ns *networks) get(ctx context.Context, conf *netconf.NetConf) (*network, e
 		return nil, err
 	}
 	for i := range ports {
-		n.pool.Observe(ports[i].Name, portAddrs(&ports[i]))
+		n.pool.Observe(ports[i].Name, PortAddrs(&ports[i]))
 		ns.offerWarm(n, &ports[i])
 	}
-	if ns.claims != nil {
-		for key, addrs := range ns.claims(conf.Name) {
+	if claims := ns.opts.Claims; claims != nil {
+		for key, addrs := range claims(conf.Name) {
 			n.pool.Pin(key, addrs)
 		}
 	}
 	go n.commitLoop(ns.nb, n.jobs)
 	go n.commitLoop(ns.nb, n.relabels)
-	if ns.onNew != nil {
-		ns.onNew(n)
-	}
+	ns.startWarm(n)
 	return n, nil
 }
 
@@ -261,7 +234,7 @@ func differentShape(name string) error {
 	return fmt.Errorf("network %q already exists in OVN with a different shape (topology, subnets, excludeSubnets, mtu, ...): %w; give this config another name or make it identical to the existing one", name, ErrConflictingConfig)
 }
 
-func (ns *networks) setUpLayer2(ctx context.Context, n *network) error {
+func (ns *Registry) setUpLayer2(ctx context.Context, n *Network) error {
 	ls, err := ns.nb.EnsureSwitch(ctx, layer2SwitchName(n.name), shapeIDs(n.conf))
 	if err != nil {
 		return err
@@ -283,28 +256,28 @@ func conflictError(conf, existing *netconf.NetConf) error {
 		conf.Name, existing.NADName, conf.NADName, ErrConflictingConfig)
 }
 
-// portRequest is what one new logical switch port needs.
-type portRequest struct {
-	name        string
-	mac         net.HardwareAddr // nil: derive from the first address
-	static      []netip.Prefix   // requested addresses; nil: allocate
-	namespace   string           // pod namespace, for address sets
-	claim       string           // key of the persistent-IP claim whose addresses static may use
-	externalIDs map[string]string
+// PortRequest is what one new logical switch port needs.
+type PortRequest struct {
+	Name        string
+	MAC         net.HardwareAddr // nil: derive from the first address
+	Static      []netip.Prefix   // requested addresses; nil: allocate
+	Namespace   string           // pod namespace, for address sets
+	Claim       string           // key of the persistent-IP claim whose addresses Static may use
+	ExternalIDs map[string]string
 }
 
-// portResult is what the committer hands back.
-type portResult struct {
-	lsp   *nbdb.LogicalSwitchPort
-	addrs []netip.Prefix
-	mac   net.HardwareAddr
-	err   error
+// PortResult is what the committer hands back.
+type PortResult struct {
+	LSP   *nbdb.LogicalSwitchPort
+	Addrs []netip.Prefix
+	MAC   net.HardwareAddr
+	Err   error
 }
 
 // reserve takes req's static addresses, or allocates one per subnet.
-func (n *network) reserve(req portRequest) ([]netip.Prefix, error) {
-	if len(req.static) > 0 {
-		static := n.widen(req.static)
+func (n *Network) reserve(req PortRequest) ([]netip.Prefix, error) {
+	if len(req.Static) > 0 {
+		static := n.Widen(req.Static)
 		addrs := make([]netip.Addr, len(static))
 		for i, p := range static {
 			if n.hasRanges() && !n.pool.Allocatable(p.Addr()) {
@@ -312,7 +285,7 @@ func (n *network) reserve(req portRequest) ([]netip.Prefix, error) {
 			}
 			addrs[i] = p.Addr()
 		}
-		if err := n.pool.Reserve(req.name, req.claim, addrs); err != nil {
+		if err := n.pool.Reserve(req.Name, req.Claim, addrs); err != nil {
 			if n.heldByWarmPort(addrs) {
 				return nil, fmt.Errorf("requested address on network %q: %w; that is a pre-provisioned (warm) port of another node, kept for its next pod: pick another address, or run the daemons with --warm-ports=0 on networks where pods choose their addresses", n.name, err)
 			}
@@ -323,7 +296,7 @@ func (n *network) reserve(req portRequest) ([]netip.Prefix, error) {
 	if !n.hasRanges() {
 		return nil, nil // layer2 without subnets: MAC only
 	}
-	addrs, err := n.pool.Allocate(req.name)
+	addrs, err := n.pool.Allocate(req.Name)
 	if err != nil {
 		return nil, fmt.Errorf("network %q is out of addresses: %w; widen \"subnets\" or shrink \"excludeSubnets\"", n.name, err)
 	}
@@ -332,10 +305,10 @@ func (n *network) reserve(req portRequest) ([]netip.Prefix, error) {
 
 // heldByWarmPort reports whether any of addrs belongs to a warm port (of
 // any node), to explain a refused static address.
-func (n *network) heldByWarmPort(addrs []netip.Addr) bool {
+func (n *Network) heldByWarmPort(addrs []netip.Addr) bool {
 	for _, a := range addrs {
 		if owner, ok := n.pool.Owner(a); ok {
-			if lsp, ok := n.nb.Port(owner); ok && isWarm(lsp) {
+			if lsp, ok := n.nb.Port(owner); ok && IsWarm(lsp) {
 				return true
 			}
 		}
@@ -344,7 +317,7 @@ func (n *network) heldByWarmPort(addrs []netip.Addr) bool {
 }
 
 // ranges are the prefixes pods of this node get addresses from.
-func (n *network) ranges() []netip.Prefix {
+func (n *Network) ranges() []netip.Prefix {
 	if n.conf.Topology == netconf.Layer3 {
 		return n.nodeSubnets
 	}
@@ -355,9 +328,9 @@ func (n *network) ranges() []netip.Prefix {
 	return out
 }
 
-func (n *network) hasRanges() bool { return len(n.ranges()) > 0 }
+func (n *Network) hasRanges() bool { return len(n.ranges()) > 0 }
 
-func (n *network) rangeList() string {
+func (n *Network) rangeList() string {
 	var s []string
 	for _, p := range n.ranges() {
 		s = append(s, p.String())
@@ -365,9 +338,9 @@ func (n *network) rangeList() string {
 	return strings.Join(s, ",")
 }
 
-// widen gives a bare requested address (a host prefix) the prefix length
+// Widen gives a bare requested address (a host prefix) the prefix length
 // of the range it falls in, so the pod gets the on-link route it expects.
-func (n *network) widen(static []netip.Prefix) []netip.Prefix {
+func (n *Network) Widen(static []netip.Prefix) []netip.Prefix {
 	out := make([]netip.Prefix, len(static))
 	for i, p := range static {
 		out[i] = p
@@ -385,30 +358,30 @@ func (n *network) widen(static []netip.Prefix) []netip.Prefix {
 
 // buildPort makes the logical switch port: addresses and port security both
 // list the MAC and IPs, so the pod cannot spoof either.
-func (n *network) buildPort(req portRequest, mac net.HardwareAddr, addrs []netip.Prefix) *nbdb.LogicalSwitchPort {
+func (n *Network) buildPort(req PortRequest, mac net.HardwareAddr, addrs []netip.Prefix) *nbdb.LogicalSwitchPort {
 	entry := mac.String()
 	for _, a := range addrs {
 		entry += " " + a.Addr().String()
 	}
 	ids := map[string]string{externalids.Owner: externalids.OwnerValue, externalids.Switch: n.switchName}
-	for k, v := range req.externalIDs {
+	for k, v := range req.ExternalIDs {
 		ids[k] = v
 	}
 	if len(addrs) > 0 {
 		// The addresses column holds bare IPs; keep the prefix lengths
 		// too, so CHECK can compare the pod's interface exactly.
-		ids[externalids.Addresses] = prefixList(addrs)
+		ids[externalids.Addresses] = PrefixList(addrs)
 	}
 	return &nbdb.LogicalSwitchPort{
-		Name:         req.name,
+		Name:         req.Name,
 		Addresses:    []string{entry},
 		PortSecurity: []string{entry},
 		ExternalIDs:  ids,
 	}
 }
 
-// portAddrs parses the IPs out of a port's "MAC IP IP..." addresses.
-func portAddrs(lsp *nbdb.LogicalSwitchPort) []netip.Addr {
+// PortAddrs parses the IPs out of a port's "MAC IP IP..." addresses.
+func PortAddrs(lsp *nbdb.LogicalSwitchPort) []netip.Addr {
 	var out []netip.Addr
 	for _, entry := range lsp.Addresses {
 		fields := strings.Fields(entry)
@@ -421,12 +394,55 @@ func portAddrs(lsp *nbdb.LogicalSwitchPort) []netip.Addr {
 	return out
 }
 
-// portMAC parses the MAC out of a port's addresses.
-func portMAC(lsp *nbdb.LogicalSwitchPort) (net.HardwareAddr, error) {
+// PortMAC parses the MAC out of a port's addresses.
+func PortMAC(lsp *nbdb.LogicalSwitchPort) (net.HardwareAddr, error) {
 	for _, entry := range lsp.Addresses {
 		if fields := strings.Fields(entry); len(fields) > 0 {
 			return net.ParseMAC(fields[0])
 		}
 	}
 	return nil, fmt.Errorf("logical switch port %s has no MAC in addresses", lsp.Name)
+}
+
+// ErrNotSupported marks configs that parse but ask for something this
+// release does not implement yet.
+var ErrNotSupported = errors.New("not supported yet")
+
+// Name is the network's name.
+func (n *Network) Name() string { return n.name }
+
+// Routes are the routes pods of this node get (layer3: to each cluster
+// subnet via this node's gateway).
+func (n *Network) Routes() []netns.Route { return n.routes }
+
+// Gateways are this node's gateways on the network (layer3).
+func (n *Network) Gateways() []netip.Addr { return n.gateways }
+
+// PinClaim keeps a persistent-IP claim's addresses reserved.
+func (n *Network) PinClaim(key string, addrs []netip.Addr) { n.pool.Pin(key, addrs) }
+
+// TakeWarm hands out one of the network's warm ports if the ADD lets the
+// daemon choose addresses and MAC (eligible) and the node has one, and
+// counts where the ADD's port comes from.
+func (n *Network) TakeWarm(eligible bool) *nbdb.LogicalSwitchPort {
+	source := "fixed"
+	var lsp *nbdb.LogicalSwitchPort
+	if eligible {
+		source = "cold"
+		if n.warm != nil {
+			if l, ok := n.warm.take(); ok {
+				lsp, source = l, "warm"
+			}
+		}
+	}
+	metrics.AddPortSource.WithLabelValues(source).Inc()
+	return lsp
+}
+
+// RefillWarm asks the warm-port loop to top the pool up (after an ADD,
+// so that the refill's northd recompile does not compete with it).
+func (n *Network) RefillWarm() {
+	if n.warm != nil {
+		n.warm.poke()
+	}
 }

@@ -1,4 +1,4 @@
-package daemon
+package network
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ovn-overlay/ovn-overlay/daemon/metrics"
 	"github.com/ovn-overlay/ovn-overlay/externalids"
 	"github.com/ovn-overlay/ovn-overlay/ovn"
 	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
@@ -22,40 +23,40 @@ const (
 )
 
 type portJob struct {
-	req portRequest
+	req PortRequest
 	// adopt is a warm port to hand to req's pod instead of a new port.
 	adopt  *nbdb.LogicalSwitchPort
-	result chan portResult
+	result chan PortResult
 }
 
-// createPort queues req for the network's committer and waits for its
+// CreatePort queues req for the network's committer and waits for its
 // logical switch port to be committed (or refused).
-func (n *network) createPort(ctx context.Context, req portRequest) portResult {
-	return n.submit(ctx, n.jobs, &portJob{req: req, result: make(chan portResult, 1)})
+func (n *Network) CreatePort(ctx context.Context, req PortRequest) PortResult {
+	return n.submit(ctx, n.jobs, &portJob{req: req, result: make(chan PortResult, 1)})
 }
 
-// adoptPort queues the relabelling of warm port lsp for req's pod (and its
+// AdoptPort queues the relabelling of warm port lsp for req's pod (and its
 // address-set entries) and waits for it to be committed.
 //
 // Relabels have their own committer: they need no address allocation and
 // no port-set guard, so they never wait behind a batch of new ports (a warm
 // refill, or cold ADDs on a network with thousands of ports).
-func (n *network) adoptPort(ctx context.Context, lsp *nbdb.LogicalSwitchPort, req portRequest) portResult {
-	return n.submit(ctx, n.relabels, &portJob{req: req, adopt: lsp, result: make(chan portResult, 1)})
+func (n *Network) AdoptPort(ctx context.Context, lsp *nbdb.LogicalSwitchPort, req PortRequest) PortResult {
+	return n.submit(ctx, n.relabels, &portJob{req: req, adopt: lsp, result: make(chan PortResult, 1)})
 }
 
-func (n *network) submit(ctx context.Context, queue chan *portJob, job *portJob) portResult {
+func (n *Network) submit(ctx context.Context, queue chan *portJob, job *portJob) PortResult {
 	select {
 	case queue <- job:
 	case <-ctx.Done():
-		return portResult{err: ctx.Err()}
+		return PortResult{Err: ctx.Err()}
 	}
 	// Wait even if ctx ends: the port may be committed, and the caller
 	// must know to undo it.
 	return <-job.result
 }
 
-func (n *network) commitLoop(nb *ovn.Northbound, queue chan *portJob) {
+func (n *Network) commitLoop(nb *ovn.Northbound, queue chan *portJob) {
 	for job := range queue {
 		batch := []*portJob{job}
 	drain:
@@ -75,7 +76,7 @@ func (n *network) commitLoop(nb *ovn.Northbound, queue chan *portJob) {
 // set entries included, in one transaction. On layer2 the transaction is
 // guarded by the switch's port set; if another node changed it, the batch's
 // addresses are released and the batch is retried on the refreshed cache.
-func (n *network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
+func (n *Network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
 	for attempt := 1; ; attempt++ {
@@ -96,11 +97,11 @@ func (n *network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
 		}
 		ipamStart := time.Now()
 		var ready []*portJob
-		var results []portResult
+		var results []PortResult
 		for _, j := range batch {
 			if j.adopt != nil {
-				r := warmResult(adoptedPort(j.adopt, j.req))
-				if r.err != nil {
+				r := WarmResult(adoptedPort(j.adopt, j.req))
+				if r.Err != nil {
 					j.result <- r
 					continue
 				}
@@ -110,31 +111,31 @@ func (n *network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
 			}
 			addrs, err := n.reserve(j.req)
 			if err != nil {
-				j.result <- portResult{err: err}
+				j.result <- PortResult{Err: err}
 				continue
 			}
-			mac := j.req.mac
+			mac := j.req.MAC
 			if mac == nil {
 				mac = macFor(addrs)
 			}
 			ready = append(ready, j)
-			results = append(results, portResult{lsp: n.buildPort(j.req, mac, addrs), addrs: addrs, mac: mac})
+			results = append(results, PortResult{LSP: n.buildPort(j.req, mac, addrs), Addrs: addrs, MAC: mac})
 		}
 		if len(ready) == 0 {
 			return
 		}
-		ipamDuration.Observe(time.Since(ipamStart).Seconds())
+		metrics.IPAMDuration.Observe(time.Since(ipamStart).Seconds())
 		// Relabels alone need no guard: they neither take addresses nor
 		// change the switch's port set.
 		change := ovn.PortChange{Switch: ls, Guard: n.guarded && fresh}
 		var sets addressSetEdits
 		for i, r := range results {
 			if ready[i].adopt != nil {
-				change.Relabel = append(change.Relabel, r.lsp)
+				change.Relabel = append(change.Relabel, r.LSP)
 			} else {
-				change.Add = append(change.Add, r.lsp)
+				change.Add = append(change.Add, r.LSP)
 			}
-			sets.add(n.name, ready[i].req.namespace, r.addrs)
+			sets.add(n.name, ready[i].req.Namespace, r.Addrs)
 		}
 		change.AddressSets = sets.changes()
 		begin := time.Now()
@@ -142,15 +143,15 @@ func (n *network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
 		// One line per NB port transaction: batch sizes, conflicts and
 		// their cost are what to look at when a burst is slow.
 		n.log.Debug("nb port transaction", "ports", len(ready), "attempt", attempt, "took", time.Since(begin), "err", err)
-		nbTransactionDuration.Observe(time.Since(begin).Seconds())
+		metrics.NBTransactionDuration.Observe(time.Since(begin).Seconds())
 		switch {
 		case err == nil:
-			nbTransactions.WithLabelValues("ok").Inc()
-			nbBatchSize.Observe(float64(len(ready)))
+			metrics.NBTransactions.WithLabelValues("ok").Inc()
+			metrics.NBBatchSize.Observe(float64(len(ready)))
 		case errors.Is(err, ovn.ErrConflict):
-			nbTransactions.WithLabelValues("conflict").Inc()
+			metrics.NBTransactions.WithLabelValues("conflict").Inc()
 		default:
-			nbTransactions.WithLabelValues("error").Inc()
+			metrics.NBTransactions.WithLabelValues("error").Inc()
 		}
 		if err == nil {
 			if n.guarded && len(uuids) > 0 {
@@ -166,7 +167,7 @@ func (n *network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
 		}
 		for _, j := range ready {
 			if j.adopt == nil {
-				n.pool.Release(j.req.name)
+				n.pool.Release(j.req.Name)
 			}
 		}
 		if !errors.Is(err, ovn.ErrConflict) || attempt == commitAttempts {
@@ -189,17 +190,17 @@ func (n *network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
 // a moment behind the cache: without this, a port another node just
 // committed could be in the snapshot (so the guard passes) while its
 // address is not yet in the index (so it is handed out again).
-func (n *network) syncPool(nb *ovn.Northbound, ls *nbdb.LogicalSwitch) {
+func (n *Network) syncPool(nb *ovn.Northbound, ls *nbdb.LogicalSwitch) {
 	for _, uuid := range ls.Ports {
 		if lsp, ok := nb.PortByUUID(uuid); ok {
-			n.pool.Observe(lsp.Name, portAddrs(lsp))
+			n.pool.Observe(lsp.Name, PortAddrs(lsp))
 		}
 	}
 }
 
 func finishAll(batch []*portJob, err error) {
 	for _, j := range batch {
-		j.result <- portResult{err: err}
+		j.result <- PortResult{Err: err}
 	}
 }
 
@@ -227,6 +228,6 @@ func waitForPort(ctx context.Context, nb *ovn.Northbound, switchName, uuid strin
 // portAddressSetEdits are the address-set removals for deleting lsp.
 func portAddressSetEdits(lsp *nbdb.LogicalSwitchPort) []ovn.AddressSetChange {
 	var sets addressSetEdits
-	sets.remove(lsp.ExternalIDs[externalids.Network], lsp.ExternalIDs[externalids.PodNamespace], portAddrs(lsp))
+	sets.remove(lsp.ExternalIDs[externalids.Network], lsp.ExternalIDs[externalids.PodNamespace], PortAddrs(lsp))
 	return sets.changes()
 }

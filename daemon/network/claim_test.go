@@ -1,11 +1,10 @@
-package daemon
+package network
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -17,30 +16,34 @@ import (
 	"github.com/ovn-overlay/ovn-overlay/daemon/ipam"
 	"github.com/ovn-overlay/ovn-overlay/netconf"
 	"github.com/ovn-overlay/ovn-overlay/ovn"
-	"github.com/ovn-overlay/ovn-overlay/sandbox"
+	"github.com/ovn-overlay/ovn-overlay/ovn/ovntest"
 )
 
 // These tests run the layer3 claim protocol of several simulated nodes
 // (each its own NB connection and cache, as separate daemons would have)
-// against a real OVN Northbound database.
+// against an OVSDB server holding the Northbound schema.
 
-var central *sandbox.Cluster
+// simNB is a Northbound database for one test: libovsdb's in-memory
+// server, so these tests need neither root nor OVN processes. The claim
+// protocol's guard is on a column that is never empty (external_ids holds
+// the owner key), where the in-memory server's wait behaves like
+// ovsdb-server's (ovn/ovntest lists where it does not).
+func simNB(t *testing.T) string { return ovntest.StartNB(t) }
 
-func TestMain(m *testing.M) {
-	os.Exit(sandbox.RunTests(m, sandbox.Options{Nodes: 0}, func(c *sandbox.Cluster) { central = c }))
-}
-
-// simNode is one node's view: its own NB connection and network state.
-func simNode(t *testing.T, name string) *networks {
+// simNode is one node's view of nb: its own connection, cache and network
+// state, as a separate daemon would have.
+func simNode(t *testing.T, nb, name string) *Registry {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	nb, err := ovn.ConnectNorthbound(ctx, central.Central.NB, logr.Discard())
+	c, err := ovn.ConnectNorthbound(ctx, nb, logr.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(nb.Close)
-	return newNetworks(nb, name, slog.New(slog.DiscardHandler))
+	t.Cleanup(c.Close)
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	return NewRegistry(c, name, slog.New(slog.DiscardHandler), Options{}, stop)
 }
 
 func l3conf(t *testing.T, name, subnets string) *netconf.NetConf {
@@ -53,8 +56,8 @@ func l3conf(t *testing.T, name, subnets string) *netconf.NetConf {
 }
 
 // claimAll makes every node take the network at the same moment.
-func claimAll(nodes []*networks, conf *netconf.NetConf) ([]*network, []error, []time.Duration) {
-	nets := make([]*network, len(nodes))
+func claimAll(nodes []*Registry, conf *netconf.NetConf) ([]*Network, []error, []time.Duration) {
+	nets := make([]*Network, len(nodes))
 	errs := make([]error, len(nodes))
 	took := make([]time.Duration, len(nodes))
 	start := make(chan struct{})
@@ -65,7 +68,7 @@ func claimAll(nodes []*networks, conf *netconf.NetConf) ([]*network, []error, []
 			defer wg.Done()
 			<-start
 			begin := time.Now()
-			nets[i], errs[i] = ns.get(context.Background(), conf)
+			nets[i], errs[i] = ns.Get(context.Background(), conf)
 			took[i] = time.Since(begin)
 		}()
 	}
@@ -77,10 +80,11 @@ func claimAll(nodes []*networks, conf *netconf.NetConf) ([]*network, []error, []
 func TestConcurrentNodeSubnetClaimsAreDistinct(t *testing.T) {
 	const nodeCount, rounds = 5, 6
 	var all []time.Duration
+	nb := simNB(t)
 	for round := 0; round < rounds; round++ {
-		var nodes []*networks
+		var nodes []*Registry
 		for i := 0; i < nodeCount; i++ {
-			nodes = append(nodes, simNode(t, fmt.Sprintf("claim-node%d", i)))
+			nodes = append(nodes, simNode(t, nb, fmt.Sprintf("claim-node%d", i)))
 		}
 		conf := l3conf(t, fmt.Sprintf("claims-%d", round), "10.180.0.0/16/24,fd00:180::/48/64")
 		nets, errs, took := claimAll(nodes, conf)
@@ -109,9 +113,10 @@ func TestConcurrentNodeSubnetClaimsAreDistinct(t *testing.T) {
 func TestNodeSubnetExhaustionAndRelease(t *testing.T) {
 	// /24 split into /26: room for four nodes.
 	conf := l3conf(t, "small-l3", "10.170.0.0/24/26")
-	var nodes []*networks
+	nb := simNB(t)
+	var nodes []*Registry
 	for i := 0; i < 5; i++ {
-		nodes = append(nodes, simNode(t, fmt.Sprintf("small-node%d", i)))
+		nodes = append(nodes, simNode(t, nb, fmt.Sprintf("small-node%d", i)))
 	}
 	_, errs, _ := claimAll(nodes, conf)
 	var failed []int
@@ -128,14 +133,14 @@ func TestNodeSubnetExhaustionAndRelease(t *testing.T) {
 	}
 	// An operator releases a departed node; the waiting node gets its subnet.
 	departed := (failed[0] + 1) % len(nodes)
-	released := nodes[departed].lookup("small-l3").nodeSubnets[0]
+	released := nodes[departed].Lookup("small-l3").nodeSubnets[0]
 	if _, err := nodes[departed].nb.ReleaseNode(context.Background(), nodes[departed].node); err != nil {
 		t.Fatal(err)
 	}
-	late := simNode(t, nodes[failed[0]].node)
+	late := simNode(t, nb, nodes[failed[0]].node)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		n, err := late.get(context.Background(), conf)
+		n, err := late.Get(context.Background(), conf)
 		if err == nil {
 			if n.nodeSubnets[0] != released {
 				t.Fatalf("late node got %s, want the released %s", n.nodeSubnets[0], released)
@@ -151,15 +156,16 @@ func TestNodeSubnetExhaustionAndRelease(t *testing.T) {
 
 func TestNodeSubnetSurvivesRestart(t *testing.T) {
 	conf := l3conf(t, "restart-l3", "10.190.0.0/16/24")
-	first, err := simNode(t, "restart-node").get(context.Background(), conf)
+	nb := simNB(t)
+	first, err := simNode(t, nb, "restart-node").Get(context.Background(), conf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := simNode(t, "other-node").get(context.Background(), conf); err != nil {
+	if _, err := simNode(t, nb, "other-node").Get(context.Background(), conf); err != nil {
 		t.Fatal(err)
 	}
 	// A new daemon for the same node (fresh connection and cache).
-	again, err := simNode(t, "restart-node").get(context.Background(), conf)
+	again, err := simNode(t, nb, "restart-node").Get(context.Background(), conf)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package daemon
+package network
 
 import (
 	"net/netip"
@@ -6,23 +6,6 @@ import (
 
 	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
 )
-
-func TestHostIfName(t *testing.T) {
-	a := hostIfName("net", "c1", "net1")
-	if len(a) > 15 {
-		t.Fatalf("%q is longer than a kernel interface name may be", a)
-	}
-	if a != hostIfName("net", "c1", "net1") {
-		t.Fatal("not deterministic")
-	}
-	for _, other := range []string{hostIfName("net", "c1", "net2"), hostIfName("net", "c2", "net1"), hostIfName("net2", "c1", "net1"),
-		// Concatenation must not collide: ("ab","c") vs ("a","bc").
-		hostIfName("ne", "tc1", "net1")} {
-		if other == a {
-			t.Fatalf("different attachments share host interface %q", a)
-		}
-	}
-}
 
 func TestMACFor(t *testing.T) {
 	tests := []struct {
@@ -53,25 +36,25 @@ func TestMACFor(t *testing.T) {
 
 func TestPortAddrsAndMAC(t *testing.T) {
 	lsp := &nbdb.LogicalSwitchPort{Name: "p", Addresses: []string{"0a:58:0a:00:00:05 10.0.0.5 fd00::5"}}
-	got := portAddrs(lsp)
+	got := PortAddrs(lsp)
 	if len(got) != 2 || got[0].String() != "10.0.0.5" || got[1].String() != "fd00::5" {
 		t.Fatalf("portAddrs = %v", got)
 	}
-	mac, err := portMAC(lsp)
+	mac, err := PortMAC(lsp)
 	if err != nil || mac.String() != "0a:58:0a:00:00:05" {
 		t.Fatalf("portMAC = %v, %v", mac, err)
 	}
-	if got := portAddrs(&nbdb.LogicalSwitchPort{Addresses: []string{"0a:58:00:00:00:01"}}); len(got) != 0 {
+	if got := PortAddrs(&nbdb.LogicalSwitchPort{Addresses: []string{"0a:58:00:00:00:01"}}); len(got) != 0 {
 		t.Fatalf("MAC-only port has addresses %v", got)
 	}
-	if _, err := portMAC(&nbdb.LogicalSwitchPort{Name: "empty"}); err == nil {
+	if _, err := PortMAC(&nbdb.LogicalSwitchPort{Name: "empty"}); err == nil {
 		t.Fatal("portMAC of a port without addresses succeeded")
 	}
 }
 
 func TestPrefixListRoundTrip(t *testing.T) {
 	in := []netip.Prefix{netip.MustParsePrefix("10.0.0.5/24"), netip.MustParsePrefix("fd00::5/64")}
-	out := parsePrefixList(prefixList(in))
+	out := ParsePrefixList(PrefixList(in))
 	if len(out) != 2 || out[0] != in[0] || out[1] != in[1] {
 		t.Fatalf("round trip gave %v", out)
 	}

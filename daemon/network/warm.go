@@ -1,4 +1,4 @@
-package daemon
+package network
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ovn-overlay/ovn-overlay/daemon/metrics"
 	"github.com/ovn-overlay/ovn-overlay/externalids"
 	"github.com/ovn-overlay/ovn-overlay/netconf"
 	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
@@ -69,10 +70,10 @@ func newWarmPool(network string, size int) *warmPool {
 
 // changed publishes the free count; callers hold mu.
 func (w *warmPool) changed() {
-	warmPortsFree.WithLabelValues(w.network).Set(float64(len(w.free)))
+	metrics.WarmPortsFree.WithLabelValues(w.network).Set(float64(len(w.free)))
 }
 
-func isWarm(lsp *nbdb.LogicalSwitchPort) bool { return lsp.ExternalIDs[externalids.Warm] == "true" }
+func IsWarm(lsp *nbdb.LogicalSwitchPort) bool { return lsp.ExternalIDs[externalids.Warm] == "true" }
 
 // offer makes a warm port available, unless an ADD holds it.
 func (w *warmPool) offer(lsp *nbdb.LogicalSwitchPort) {
@@ -169,7 +170,7 @@ func warmPortName(network, node string) string {
 
 // warmTarget is how many warm ports the node should hold now: the
 // configured size while the network has spare addresses, else none.
-func (n *network) warmTarget() int {
+func (n *Network) warmTarget() int {
 	if n.warm == nil {
 		return 0
 	}
@@ -186,10 +187,27 @@ func (n *network) warmTarget() int {
 	return n.warm.size
 }
 
+// startWarm starts a new network's warm-port refill, after holding back the
+// warm ports a local OVS interface is already bound to: an ADD died
+// between binding and relabelling, and its retry or DEL removes them.
+func (ns *Registry) startWarm(n *Network) {
+	if n.warm == nil {
+		return
+	}
+	if ns.opts.BoundPorts != nil {
+		for _, id := range ns.opts.BoundPorts() {
+			if strings.HasPrefix(id, warmPortPrefix(n.name)) {
+				n.warm.hold(id)
+			}
+		}
+	}
+	go ns.warmLoop(n)
+}
+
 // warmLoop keeps the network's warm pool at its target: it creates missing
 // ports through the committer (so they share transactions with ADDs) and
 // deletes surplus ones when addresses run short. It runs until stop.
-func (n *network) warmLoop(d *Daemon) {
+func (ns *Registry) warmLoop(n *Network) {
 	// The first refill waits for the first ADD's port (or the recheck):
 	// warm ports taking addresses while that ADD is in flight could take
 	// the very address it asks for.
@@ -199,11 +217,11 @@ func (n *network) warmLoop(d *Daemon) {
 		select {
 		case <-n.warm.kick:
 		case <-timer.C:
-		case <-d.stop:
+		case <-ns.stop:
 			return
 		}
 		next := warmRecheck
-		if err := n.refillWarm(d); err != nil {
+		if err := ns.refillWarm(n); err != nil {
 			n.log.Warn("warm ports: refill failed; ADDs take the cold path meanwhile", "err", err)
 			next = warmRetry
 		}
@@ -211,7 +229,7 @@ func (n *network) warmLoop(d *Daemon) {
 	}
 }
 
-func (n *network) refillWarm(d *Daemon) error {
+func (ns *Registry) refillWarm(n *Network) error {
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
 	have, want := n.warm.count(), n.warmTarget()
@@ -220,67 +238,68 @@ func (n *network) refillWarm(d *Daemon) error {
 		if !ok {
 			break
 		}
-		if err := d.deletePort(ctx, lsp.Name); err != nil {
+		if err := ns.DeletePort(ctx, lsp); err != nil {
 			return err
 		}
 	}
 	if have >= want {
 		return nil
 	}
-	results := make(chan portResult, want-have)
+	results := make(chan PortResult, want-have)
 	for i := have; i < want; i++ {
 		go func() {
-			results <- n.createPort(ctx, portRequest{name: warmPortName(n.name, d.cfg.NodeName), externalIDs: map[string]string{
-				externalids.Network: n.name, externalids.Topology: string(n.conf.Topology), externalids.Node: d.cfg.NodeName, externalids.Warm: "true",
+			results <- n.CreatePort(ctx, PortRequest{Name: warmPortName(n.name, ns.node), ExternalIDs: map[string]string{
+				externalids.Network: n.name, externalids.Topology: string(n.conf.Topology), externalids.Node: ns.node, externalids.Warm: "true",
 			}})
 		}()
 	}
 	var firstErr error
 	for i := have; i < want; i++ {
 		r := <-results
-		if r.err != nil {
-			firstErr = r.err
+		if r.Err != nil {
+			firstErr = r.Err
 			continue
 		}
-		n.warm.offer(r.lsp)
+		n.warm.offer(r.LSP)
 	}
 	return firstErr
 }
 
-// reclaimWarm deletes this node's free warm ports that hold any of addrs,
+// ReclaimWarm deletes this node's free warm ports that hold any of addrs,
 // so that a pod asking for those addresses gets them.
-func (d *Daemon) reclaimWarm(ctx context.Context, n *network, addrs []netip.Prefix) error {
+func (ns *Registry) ReclaimWarm(ctx context.Context, n *Network, addrs []netip.Prefix) error {
 	if n.warm == nil {
 		return nil
 	}
 	for _, p := range addrs {
 		owner, ok := n.pool.Owner(p.Addr())
-		if !ok || !strings.HasPrefix(owner, warmPortPrefix(n.name)+d.cfg.NodeName+".") {
+		if !ok || !strings.HasPrefix(owner, warmPortPrefix(n.name)+ns.node+".") {
 			continue
 		}
-		if _, ok := n.warm.takeNamed(owner); !ok {
+		lsp, ok := n.warm.takeNamed(owner)
+		if !ok {
 			continue
 		}
-		if err := d.deletePort(ctx, owner); err != nil {
+		if err := ns.DeletePort(ctx, lsp); err != nil {
 			return fmt.Errorf("free %s from warm port %s: %w", p.Addr(), owner, err)
 		}
 	}
 	return nil
 }
 
-// warmResult is what an ADD taking warm port lsp configures the pod with.
-func warmResult(lsp *nbdb.LogicalSwitchPort) portResult {
-	mac, err := portMAC(lsp)
-	return portResult{lsp: lsp, addrs: parsePrefixList(lsp.ExternalIDs[externalids.Addresses]), mac: mac, err: err}
+// WarmResult is what an ADD taking warm port lsp configures the pod with.
+func WarmResult(lsp *nbdb.LogicalSwitchPort) PortResult {
+	mac, err := PortMAC(lsp)
+	return PortResult{LSP: lsp, Addrs: ParsePrefixList(lsp.ExternalIDs[externalids.Addresses]), MAC: mac, Err: err}
 }
 
 // adoptedPort is the relabelled copy of warm port lsp for req: the pod's
 // identity in external_ids, no warm mark, addresses unchanged.
-func adoptedPort(lsp *nbdb.LogicalSwitchPort, req portRequest) *nbdb.LogicalSwitchPort {
+func adoptedPort(lsp *nbdb.LogicalSwitchPort, req PortRequest) *nbdb.LogicalSwitchPort {
 	out := *lsp
 	out.ExternalIDs = maps.Clone(lsp.ExternalIDs)
 	delete(out.ExternalIDs, externalids.Warm)
-	for k, v := range req.externalIDs {
+	for k, v := range req.ExternalIDs {
 		out.ExternalIDs[k] = v
 	}
 	return &out

@@ -1,4 +1,4 @@
-package daemon
+package network
 
 import (
 	"context"
@@ -22,7 +22,7 @@ const claimAttempts = 50
 // setUpLayer3 finds or creates the network's router, then this node's
 // claim on its per-node subnets (claiming them if this is the node's first
 // pod on the network), and prepares allocation from them.
-func (ns *networks) setUpLayer3(ctx context.Context, n *network) error {
+func (ns *Registry) setUpLayer3(ctx context.Context, n *Network) error {
 	lr, err := ns.nb.EnsureRouter(ctx, routerName(n.name), shapeIDs(n.conf))
 	if err != nil {
 		return err
@@ -57,7 +57,7 @@ func (ns *networks) setUpLayer3(ctx context.Context, n *network) error {
 // them first if needed. The claim is optimistic: pick free subnets from the
 // cached claims, then commit only if the router's claims are still exactly
 // what was read. A lost race costs one re-read.
-func (ns *networks) claimNodeSubnets(ctx context.Context, n *network) ([]netip.Prefix, error) {
+func (ns *Registry) claimNodeSubnets(ctx context.Context, n *Network) ([]netip.Prefix, error) {
 	for attempt := 1; attempt <= claimAttempts; attempt++ {
 		// Taken before the read: a change landing after the read but
 		// before the wait must still wake us.
@@ -71,7 +71,7 @@ func (ns *networks) claimNodeSubnets(ctx context.Context, n *network) ([]netip.P
 			if err := ns.waitForSwitch(ctx, layer3SwitchName(n.name, ns.node)); err != nil {
 				return nil, err
 			}
-			return parsePrefixList(mine), nil
+			return ParsePrefixList(mine), nil
 		}
 		subnets, err := pickNodeSubnets(n, claims)
 		if err != nil {
@@ -93,7 +93,7 @@ func (ns *networks) claimNodeSubnets(ctx context.Context, n *network) ([]netip.P
 	return nil, fmt.Errorf("could not claim a node subnet after %d attempts: too much contention", claimAttempts)
 }
 
-func (ns *networks) waitForSwitch(ctx context.Context, name string) error {
+func (ns *Registry) waitForSwitch(ctx context.Context, name string) error {
 	deadline := time.After(5 * time.Second)
 	for {
 		changed := ns.nb.Changed()
@@ -112,10 +112,10 @@ func (ns *networks) waitForSwitch(ctx context.Context, name string) error {
 
 // pickNodeSubnets chooses, for every cluster subnet, the lowest per-node
 // subnet no node has claimed.
-func pickNodeSubnets(n *network, claims map[string]string) ([]netip.Prefix, error) {
+func pickNodeSubnets(n *Network, claims map[string]string) ([]netip.Prefix, error) {
 	var taken []netip.Prefix
 	for _, v := range claims {
-		taken = append(taken, parsePrefixList(v)...)
+		taken = append(taken, ParsePrefixList(v)...)
 	}
 	var out []netip.Prefix
 	for _, s := range n.conf.Subnets {
@@ -129,7 +129,7 @@ func pickNodeSubnets(n *network, claims map[string]string) ([]netip.Prefix, erro
 }
 
 // nodeClaim builds this node's switch and router link for subnets.
-func (ns *networks) nodeClaim(n *network, lr *nbdb.LogicalRouter, subnets []netip.Prefix) ovn.NodeClaim {
+func (ns *Registry) nodeClaim(n *Network, lr *nbdb.LogicalRouter, subnets []netip.Prefix) ovn.NodeClaim {
 	var gwNets []string
 	var gws []netip.Prefix
 	for _, s := range subnets {
@@ -146,7 +146,7 @@ func (ns *networks) nodeClaim(n *network, lr *nbdb.LogicalRouter, subnets []neti
 	return ovn.NodeClaim{
 		Router:  lr,
 		Node:    ns.node,
-		Subnets: prefixList(subnets),
+		Subnets: PrefixList(subnets),
 		Switch:  &nbdb.LogicalSwitch{Name: layer3SwitchName(n.name, ns.node), ExternalIDs: ids},
 		RouterPort: &nbdb.LogicalRouterPort{
 			Name: lrpName, MAC: macFor(gws).String(), Networks: gwNets, ExternalIDs: ids,

@@ -1,7 +1,9 @@
-package daemon
+// Package metrics holds the daemon's Prometheus metrics and serves them.
+package metrics
 
 import (
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -16,7 +18,7 @@ import (
 var (
 	latencyBuckets = []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5, 10, 20}
 
-	cniDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	CNIDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "ovn_overlay", Name: "cni_duration_seconds",
 		Help:    "Duration of CNI requests served by the daemon, by command and result.",
 		Buckets: latencyBuckets,
@@ -31,40 +33,40 @@ var (
 		Buckets: latencyBuckets,
 	}, []string{"phase"})
 
-	nbTransactions = prometheus.NewCounterVec(prometheus.CounterOpts{
+	NBTransactions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "ovn_overlay", Name: "nb_port_transactions_total",
 		Help: "NB transactions creating ports, by result (ok, conflict: lost a race and retried, error).",
 	}, []string{"result"})
 
-	ovsTransactions = prometheus.NewCounterVec(prometheus.CounterOpts{
+	OVSTransactions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "ovn_overlay", Name: "ovs_transactions_total",
 		Help: "Open_vSwitch transactions of ADDs, by operation (add_port).",
 	}, []string{"operation"})
 
-	nbBatchSize = prometheus.NewHistogram(prometheus.HistogramOpts{
+	NBBatchSize = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: "ovn_overlay", Name: "nb_port_batch_size",
 		Help:    "Ports created per NB transaction (concurrent ADDs are coalesced).",
 		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128},
 	})
 
-	ipamDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+	IPAMDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: "ovn_overlay", Name: "ipam_duration_seconds",
 		Help:    "Time to allocate the addresses of one NB port batch.",
 		Buckets: latencyBuckets,
 	})
 
-	nbTransactionDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+	NBTransactionDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: "ovn_overlay", Name: "nb_transaction_duration_seconds",
 		Help:    "Round trip of one NB port transaction.",
 		Buckets: latencyBuckets,
 	})
 
-	warmPortsFree = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	WarmPortsFree = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "ovn_overlay", Name: "warm_ports_free",
 		Help: "Pre-provisioned logical switch ports this node holds ready for the next ADDs, by network.",
 	}, []string{"network"})
 
-	addPortSource = prometheus.NewCounterVec(prometheus.CounterOpts{
+	AddPortSource = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "ovn_overlay", Name: "add_port_source_total",
 		Help: "ADDs by where their logical switch port came from: warm (pre-provisioned, only bound), " +
 			"cold (created for the ADD: the pool was empty or off), fixed (static IPs, MAC or IPAMClaim: never warm).",
@@ -73,47 +75,47 @@ var (
 
 func newRegistry() *prometheus.Registry {
 	r := prometheus.NewRegistry()
-	r.MustRegister(cniDuration, addPhaseDuration, nbTransactions, ovsTransactions, nbBatchSize, ipamDuration, nbTransactionDuration,
-		warmPortsFree, addPortSource,
+	r.MustRegister(CNIDuration, addPhaseDuration, NBTransactions, OVSTransactions, NBBatchSize, IPAMDuration, NBTransactionDuration,
+		WarmPortsFree, AddPortSource,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return r
 }
 
-// registry is shared by all daemons of a process (tests run several).
-var registry = newRegistry()
+// Registry is shared by all daemons of a process (tests run several).
+var Registry = newRegistry()
 
-func observePhase(phase string, since time.Time) time.Time {
+func ObservePhase(phase string, since time.Time) time.Time {
 	now := time.Now()
 	addPhaseDuration.WithLabelValues(phase).Observe(now.Sub(since).Seconds())
 	return now
 }
 
-func result(err error) string {
+func Result(err error) string {
 	if err != nil {
 		return "error"
 	}
 	return "ok"
 }
 
-// serveMetrics exposes /metrics on addr until the daemon stops. A busy port
-// is reported, not fatal: CNI service matters more than metrics.
-func (d *Daemon) serveMetrics(addr string) {
+// Serve exposes /metrics on addr until stop closes. A busy port is
+// reported, not fatal: CNI service matters more than metrics.
+func Serve(addr string, stop <-chan struct{}, log *slog.Logger) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		d.log.Warn("metrics endpoint disabled", "address", addr, "err", err)
+		log.Warn("metrics endpoint disabled", "address", addr, "err", err)
 		return
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", promhttp.HandlerFor(Registry, promhttp.HandlerOpts{}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
-		<-d.stop
+		<-stop
 		srv.Close()
 	}()
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			d.log.Warn("metrics endpoint stopped", "err", err)
+			log.Warn("metrics endpoint stopped", "err", err)
 		}
 	}()
-	d.log.Info("serving metrics", "address", l.Addr().String())
+	log.Info("serving metrics", "address", l.Addr().String())
 }

@@ -1,4 +1,4 @@
-package daemon
+package network
 
 import (
 	"crypto/rand"

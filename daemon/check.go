@@ -1,0 +1,174 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+
+	current "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/ovn-overlay/ovn-overlay/cniproto"
+	"github.com/ovn-overlay/ovn-overlay/daemon/attachment"
+	"github.com/ovn-overlay/ovn-overlay/daemon/network"
+	"github.com/ovn-overlay/ovn-overlay/externalids"
+	"github.com/ovn-overlay/ovn-overlay/netconf"
+	"github.com/ovn-overlay/ovn-overlay/netns"
+	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
+	"github.com/ovn-overlay/ovn-overlay/ovs"
+	"github.com/ovn-overlay/ovn-overlay/ovs/vswitchd"
+)
+
+// Check verifies that an attachment is still as ADD left it: logical switch
+// port, OVS interface bound and installed, the pod interface with its MAC,
+// addresses, routes and MTU, and the runtime's prevResult. It reports every
+// drift it finds.
+func (d *Daemon) Check(ctx context.Context, req cniproto.Request) error {
+	r, err := parseRequest(req)
+	if err != nil {
+		return err
+	}
+	if err := checkTopology(r.conf); err != nil {
+		return err
+	}
+	if err := podNetns(r.netns); err != nil {
+		return err
+	}
+	unlock := d.store.Lock(r.id)
+	defer unlock()
+	objs := d.store.Get(r.id)
+	lsp, ok := d.attachedPort(r.id, objs)
+	if !ok {
+		return fmt.Errorf("attachment %s has no logical switch port in the NB", r.id)
+	}
+	mac, err := network.PortMAC(lsp)
+	if err != nil {
+		return err
+	}
+	addrs := network.ParsePrefixList(lsp.ExternalIDs[externalids.Addresses])
+	iface, drift := d.checkInterface(r.id, objs, lsp)
+	mtu := r.conf.MTU
+	if mtu == 0 {
+		mtu = d.defaultMTU
+	}
+	var routes []netns.Route
+	if r.conf.Topology == netconf.Layer3 {
+		nw, err := d.networks.Get(ctx, r.conf)
+		if err != nil {
+			return err
+		}
+		routes = nw.Routes()
+	}
+	if iface != nil {
+		if err := netns.Check(r.netns, netns.Attachment{
+			HostIfName: iface.Name, ContainerIfName: r.id.IfName, MAC: mac, Addresses: addrs, Routes: routes,
+			MTU: mtu, DisableTxChecksumOffload: d.userspaceDatapath,
+		}); err != nil {
+			drift = append(drift, err)
+		}
+	}
+	if err := checkPrevResult(r, mac, addrs); err != nil {
+		drift = append(drift, err)
+	}
+	if len(drift) > 0 {
+		return fmt.Errorf("attachment %s drifted: %w", lsp.Name, errors.Join(drift...))
+	}
+	return nil
+}
+
+// attachedPort is the logical switch port serving an attachment: one that
+// carries its identity (a relabelled warm port or a port ADD created).
+func (d *Daemon) attachedPort(id attachment.ID, objs attachment.Objects) (*nbdb.LogicalSwitchPort, bool) {
+	for _, lsp := range d.portsOf(id, objs, false) {
+		if !network.IsWarm(lsp) {
+			return lsp, true
+		}
+	}
+	return nil, false
+}
+
+// checkInterface finds the attachment's OVS interface and reports how it
+// differs from what ADD made.
+func (d *Daemon) checkInterface(id attachment.ID, objs attachment.Objects, lsp *nbdb.LogicalSwitchPort) (*vswitchd.Interface, []error) {
+	names := slices.Sorted(func(yield func(string) bool) {
+		for name := range objs.Interfaces {
+			if !yield(name) {
+				return
+			}
+		}
+	})
+	switch len(names) {
+	case 0:
+		return nil, []error{fmt.Errorf("attachment %s has no OVS interface on bridge %s", id, d.cfg.Bridge)}
+	case 1:
+	default:
+		return nil, []error{fmt.Errorf("attachment %s has %d OVS interfaces (%s), want one", id, len(names), strings.Join(names, ", "))}
+	}
+	iface, ok := d.ovs.Interface(names[0])
+	switch {
+	case !ok:
+		return nil, []error{fmt.Errorf("OVS interface %s is missing from bridge %s", names[0], d.cfg.Bridge)}
+	case iface.ExternalIDs[externalids.IfaceID] != lsp.Name:
+		return iface, []error{fmt.Errorf("OVS interface %s has iface-id %q, want %q", iface.Name, iface.ExternalIDs[externalids.IfaceID], lsp.Name)}
+	case iface.ExternalIDs[externalids.OVNInstalled] != "true":
+		return iface, []error{fmt.Errorf("OVS interface %s is not ovn-installed", iface.Name)}
+	case ovs.Ofport(iface) <= 0:
+		return iface, []error{fmt.Errorf("OVS interface %s has no OpenFlow port", iface.Name)}
+	}
+	return iface, nil
+}
+
+// checkPrevResult compares the runtime's record of ADD's result with the NB.
+func checkPrevResult(r *request, mac net.HardwareAddr, addrs []netip.Prefix) error {
+	if len(r.conf.PrevResult) == 0 {
+		return nil
+	}
+	prev, err := current.NewResult(r.conf.PrevResult)
+	if err != nil {
+		return fmt.Errorf("prevResult does not parse: %w", err)
+	}
+	res, err := current.GetResult(prev)
+	if err != nil {
+		return fmt.Errorf("prevResult: %w", err)
+	}
+	want := map[string]bool{}
+	for _, p := range addrs {
+		want[p.String()] = true
+	}
+	got := map[string]bool{}
+	for _, ip := range res.IPs {
+		if p, ok := netipPrefix(ip.Address); ok {
+			got[p.String()] = true
+		}
+	}
+	if fmt.Sprint(want) != fmt.Sprint(got) {
+		return fmt.Errorf("prevResult addresses %v differ from the logical switch port's %v", keys(got), keys(want))
+	}
+	for _, i := range res.Interfaces {
+		if i.Name == r.id.IfName && i.Sandbox != "" && !strings.EqualFold(i.Mac, mac.String()) {
+			return fmt.Errorf("prevResult MAC %s of %s differs from the logical switch port's %s", i.Mac, r.id.IfName, mac)
+		}
+	}
+	return nil
+}
+
+func netipPrefix(n net.IPNet) (netip.Prefix, bool) {
+	a, ok := netip.AddrFromSlice(n.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	bits, _ := n.Mask.Size()
+	return netip.PrefixFrom(a.Unmap(), bits), true
+}
+
+func keys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
