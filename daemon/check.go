@@ -102,7 +102,7 @@ func (d *Daemon) checkInterface(id attachment.ID, objs attachment.Objects, lsp *
 	})
 	switch len(names) {
 	case 0:
-		return nil, []error{fmt.Errorf("attachment %s has no OVS interface on bridge %s", id, d.cfg.Bridge)}
+		return nil, []error{fmt.Errorf("the OVS interface of attachment %s is missing from bridge %s", id, d.cfg.Bridge)}
 	case 1:
 	default:
 		return nil, []error{fmt.Errorf("attachment %s has %d OVS interfaces (%s), want one", id, len(names), strings.Join(names, ", "))}

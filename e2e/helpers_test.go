@@ -180,6 +180,20 @@ func nbPorts(t *testing.T, network string) []string {
 	return out
 }
 
+// nbContainers lists the container IDs of the network's attachment ports
+// (warm ports excluded), one per port.
+func nbContainers(t *testing.T, network string) []string {
+	t.Helper()
+	var out []string
+	for _, p := range findLSPs(t, fmt.Sprintf(`external_ids:"ovn-overlay/network"="%s"`, network)) {
+		if !isWarmLSP(p) && p.ExternalIDs["ovn-overlay/container-id"] != "" {
+			out = append(out, p.ExternalIDs["ovn-overlay/container-id"])
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // warmPorts lists the network's warm ports.
 func warmPorts(t *testing.T, network string) []string {
 	t.Helper()

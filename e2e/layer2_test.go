@@ -311,7 +311,7 @@ func TestGCRemovesAttachmentsNotListed(t *testing.T) {
 	if _, err := invoke(t, keep, "GC", "", gcConf); err != nil {
 		t.Fatalf("GC: %v", err)
 	}
-	ports := strings.Join(nbPorts(t, network), " ")
+	ports := strings.Join(nbContainers(t, network), " ")
 	if strings.Contains(ports, drop.containerID) {
 		t.Errorf("GC left the unlisted attachment: %s", ports)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
+	"github.com/ovn-overlay/ovn-overlay/daemon/attachment"
 	"github.com/ovn-overlay/ovn-overlay/sandbox"
 )
 
@@ -243,7 +244,7 @@ func checkWarmShape(t *testing.T, network string, n *sandbox.Node, subnet netip.
 // coldPortName is the logical switch port an ADD creates when it takes no
 // warm port: named after the attachment's CNI identity.
 func coldPortName(network string, p *testPod, ifName string) string {
-	return "ovn-overlay." + network + "." + p.containerID + "." + ifName
+	return attachment.ID{Network: network, ContainerID: p.containerID, IfName: ifName}.PortName()
 }
 
 // hostIf is the host end of the pod's veth (also its OVS interface) as

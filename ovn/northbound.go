@@ -382,7 +382,10 @@ func (nb *Northbound) transact(ctx context.Context, ops []ovsdb.Operation) ([]ov
 		}
 		// A unique name taken by a racing writer (e.g. two nodes creating
 		// the same address set) is a conflict too: retry on a fresh cache.
-		if r.Error == "constraint violation" && strings.Contains(r.Details, "duplicate") {
+		// ovsdb-server says "... multiple rows in "T" table to have
+		// identical values ... for index on column ..."; libovsdb's
+		// in-memory server says "... to have identical values ...".
+		if r.Error == "constraint violation" && isIndexConflict(r.Details) {
 			return nil, ErrConflict
 		}
 	}
@@ -390,6 +393,10 @@ func (nb *Northbound) transact(ctx context.Context, ops []ovsdb.Operation) ([]ov
 		return nil, fmt.Errorf("NB transaction: %w: %s", err, resultErrors(res))
 	}
 	return res, nil
+}
+
+func isIndexConflict(details string) bool {
+	return strings.Contains(details, "identical values") || strings.Contains(details, "duplicate")
 }
 
 func resultErrors(res []ovsdb.OperationResult) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ovn-overlay/ovn-overlay/daemon/metrics"
@@ -88,71 +89,11 @@ func (n *Network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
 			finishAll(batch, fmt.Errorf("logical switch %s vanished from the NB", n.switchName))
 			return
 		}
-		fresh := false // the batch creates ports (not only relabels)
-		for _, j := range batch {
-			fresh = fresh || j.adopt == nil
-		}
-		if n.guarded && fresh {
-			n.syncPool(nb, ls)
-		}
-		ipamStart := time.Now()
-		var ready []*portJob
-		var results []PortResult
-		for _, j := range batch {
-			if j.adopt != nil {
-				r := WarmResult(adoptedPort(j.adopt, j.req))
-				if r.Err != nil {
-					j.result <- r
-					continue
-				}
-				ready = append(ready, j)
-				results = append(results, r)
-				continue
-			}
-			addrs, err := n.reserve(j.req)
-			if err != nil {
-				j.result <- PortResult{Err: err}
-				continue
-			}
-			mac := j.req.MAC
-			if mac == nil {
-				mac = macFor(addrs)
-			}
-			ready = append(ready, j)
-			results = append(results, PortResult{LSP: n.buildPort(j.req, mac, addrs), Addrs: addrs, MAC: mac})
-		}
+		ready, results := n.prepare(nb, ls, batch)
 		if len(ready) == 0 {
 			return
 		}
-		metrics.IPAMDuration.Observe(time.Since(ipamStart).Seconds())
-		// Relabels alone need no guard: they neither take addresses nor
-		// change the switch's port set.
-		change := ovn.PortChange{Switch: ls, Guard: n.guarded && fresh}
-		var sets addressSetEdits
-		for i, r := range results {
-			if ready[i].adopt != nil {
-				change.Relabel = append(change.Relabel, r.LSP)
-			} else {
-				change.Add = append(change.Add, r.LSP)
-			}
-			sets.add(n.name, ready[i].req.Namespace, r.Addrs)
-		}
-		change.AddressSets = sets.changes()
-		begin := time.Now()
-		uuids, err := nb.ApplyPorts(ctx, change)
-		// One line per NB port transaction: batch sizes, conflicts and
-		// their cost are what to look at when a burst is slow.
-		n.log.Debug("nb port transaction", "ports", len(ready), "attempt", attempt, "took", time.Since(begin), "err", err)
-		metrics.NBTransactionDuration.Observe(time.Since(begin).Seconds())
-		switch {
-		case err == nil:
-			metrics.NBTransactions.WithLabelValues("ok").Inc()
-			metrics.NBBatchSize.Observe(float64(len(ready)))
-		case errors.Is(err, ovn.ErrConflict):
-			metrics.NBTransactions.WithLabelValues("conflict").Inc()
-		default:
-			metrics.NBTransactions.WithLabelValues("error").Inc()
-		}
+		uuids, err := n.apply(ctx, nb, ls, ready, results, attempt)
 		if err == nil {
 			if n.guarded && len(uuids) > 0 {
 				// Hold the committer until the cache shows the new
@@ -183,6 +124,74 @@ func (n *Network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// prepare builds each job's port: a relabelled warm port, or a new one with
+// addresses from the index (synced first with the snapshot the guard will
+// assert). Jobs that cannot be served are answered at once and left out.
+func (n *Network) prepare(nb *ovn.Northbound, ls *nbdb.LogicalSwitch, batch []*portJob) ([]*portJob, []PortResult) {
+	if n.guarded && slices.ContainsFunc(batch, func(j *portJob) bool { return j.adopt == nil }) {
+		n.syncPool(nb, ls)
+	}
+	start := time.Now()
+	var ready []*portJob
+	var results []PortResult
+	for _, j := range batch {
+		var r PortResult
+		if j.adopt != nil {
+			r = WarmResult(adoptedPort(j.adopt, j.req))
+		} else if addrs, err := n.reserve(j.req); err != nil {
+			r = PortResult{Err: err}
+		} else {
+			mac := j.req.MAC
+			if mac == nil {
+				mac = macFor(addrs)
+			}
+			r = PortResult{LSP: n.buildPort(j.req, mac, addrs), Addrs: addrs, MAC: mac}
+		}
+		if r.Err != nil {
+			j.result <- r
+			continue
+		}
+		ready = append(ready, j)
+		results = append(results, r)
+	}
+	metrics.IPAMDuration.Observe(time.Since(start).Seconds())
+	return ready, results
+}
+
+// apply commits the prepared ports and their address-set entries in one
+// transaction, guarded on layer2 when it creates ports. Relabels alone need
+// no guard: they neither take addresses nor change the switch's port set.
+func (n *Network) apply(ctx context.Context, nb *ovn.Northbound, ls *nbdb.LogicalSwitch, ready []*portJob, results []PortResult, attempt int) ([]string, error) {
+	change := ovn.PortChange{Switch: ls}
+	var sets addressSetEdits
+	for i, r := range results {
+		if ready[i].adopt != nil {
+			change.Relabel = append(change.Relabel, r.LSP)
+		} else {
+			change.Add = append(change.Add, r.LSP)
+		}
+		sets.add(n.name, ready[i].req.Namespace, r.Addrs)
+	}
+	change.Guard = n.guarded && len(change.Add) > 0
+	change.AddressSets = sets.changes()
+	begin := time.Now()
+	uuids, err := nb.ApplyPorts(ctx, change)
+	// One line per NB port transaction: batch sizes, conflicts and their
+	// cost are what to look at when a burst is slow.
+	n.log.Debug("nb port transaction", "ports", len(ready), "attempt", attempt, "took", time.Since(begin), "err", err)
+	metrics.NBTransactionDuration.Observe(time.Since(begin).Seconds())
+	switch {
+	case err == nil:
+		metrics.NBTransactions.WithLabelValues("ok").Inc()
+		metrics.NBBatchSize.Observe(float64(len(ready)))
+	case errors.Is(err, ovn.ErrConflict):
+		metrics.NBTransactions.WithLabelValues("conflict").Inc()
+	default:
+		metrics.NBTransactions.WithLabelValues("error").Inc()
+	}
+	return uuids, err
 }
 
 // syncPool makes the address index agree with the switch snapshot the
