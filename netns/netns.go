@@ -339,25 +339,57 @@ func Unplug(hostIfName, alias, podNetnsPath string) error {
 	if !ok || l.Attrs().Alias != alias {
 		return nil
 	}
-	peerIndex, err := netlink.VethPeerIndex(veth)
-	if err != nil {
-		peerIndex = 0 // the rules are then left to removeStaleSourceRules' next run
-	}
+	rulesIn := podEndIn(veth, podNetnsPath)
 	if err := netlink.LinkDel(l); err != nil && !isLinkNotFound(err) && !errors.Is(err, unix.ENODEV) {
 		return fmt.Errorf("netns: unplug host link %q: delete: %w", hostIfName, err)
 	}
-	if podNetnsPath == "" || peerIndex == 0 {
+	if rulesIn == nil {
 		return nil
 	}
-	podNs, pod, err := openPod(podNetnsPath)
-	if err != nil {
-		return nil // the netns is gone, and its rules with it
-	}
-	defer podNs.Close()
-	defer pod.Close()
-	if err := removeRulesOfTable(pod, sourceTable(peerIndex)); err != nil {
+	defer rulesIn.close()
+	if err := removeRulesOfTable(rulesIn.h, sourceTable(rulesIn.index)); err != nil {
 		return fmt.Errorf("netns: unplug host link %q: source rules in %s: %w", hostIfName, podNetnsPath, err)
 	}
+	return nil
+}
+
+// podEnd is a veth's pod end found in a pod netns, with a handle there.
+type podEnd struct {
+	ns    netns.NsHandle
+	h     *netlink.Handle
+	index int
+}
+
+func (p *podEnd) close() {
+	p.h.Close()
+	p.ns.Close()
+}
+
+// podEndIn finds host's peer in podNetnsPath, or returns nil if the peer
+// is not there (the path is gone, or the veth's pod end lives in another
+// namespace: an earlier sandbox's). Only then are the peer's source rules
+// this attachment's to remove: the same interface index in another
+// namespace belongs to someone else.
+func podEndIn(host *netlink.Veth, podNetnsPath string) *podEnd {
+	if podNetnsPath == "" {
+		return nil
+	}
+	// IFLA_LINK: a veth's peer's index, in the peer's namespace.
+	peerIndex := host.Attrs().ParentIndex
+	if peerIndex == 0 {
+		return nil
+	}
+	ns, h, err := openPod(podNetnsPath)
+	if err != nil {
+		return nil
+	}
+	if l, err := h.LinkByIndex(peerIndex); err == nil {
+		if _, ok := l.(*netlink.Veth); ok && l.Attrs().ParentIndex == host.Attrs().Index {
+			return &podEnd{ns: ns, h: h, index: peerIndex}
+		}
+	}
+	h.Close()
+	ns.Close()
 	return nil
 }
 

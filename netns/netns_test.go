@@ -591,6 +591,29 @@ func TestUnplug(t *testing.T) {
 		t.Errorf("Unplug with missing netns: %v", err)
 	}
 
+	// A leftover veth whose pod end lives in another (earlier) netns: the
+	// rules of the same interface index in this netns are another
+	// attachment's and stay. Both netns are fresh, so both pod ends
+	// likely have the same index: exactly the case that must not mix up.
+	oldPath, newPath := newPodNetns(t), newPodNetns(t)
+	oldA, newA := dualStack(newHostName(t)), dualStack(newHostName(t))
+	oldA.HostAlias, newA.HostAlias = "ovn-overlay:old-"+randHex(t, 4), "ovn-overlay:new-"+randHex(t, 4)
+	setupOrFatal(t, oldPath, oldA)
+	setupOrFatal(t, newPath, newA)
+	before := len(ourRules(t, podHandle(t, newPath)))
+	if before == 0 {
+		t.Fatal("setup made no source rules to protect")
+	}
+	if err := Unplug(oldA.HostIfName, oldA.HostAlias, newPath); err != nil {
+		t.Fatalf("Unplug of a veth whose pod end is elsewhere: %v", err)
+	}
+	if after := len(ourRules(t, podHandle(t, newPath))); after != before {
+		t.Errorf("Unplug of another netns' veth removed %d source rules of this netns", before-after)
+	}
+	if err := Check(newPath, newA); err != nil {
+		t.Errorf("the other attachment drifted: %v", err)
+	}
+
 	// A bridge holding the name is not ours: left alone, and no error.
 	br := newHostName(t)
 	if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: br}}); err != nil {
