@@ -8,7 +8,7 @@ DEBS := openvswitch-switch ovn-central ovn-host iproute2 iputils-ping ethtool et
 GO   ?= go
 BIN  := bin
 
-.PHONY: all bench deps build demo demo-keep demo-cleanup test unit lint e2e-tools generate clean
+.PHONY: all bench deps build demo demo-keep demo-cleanup test unit lint e2e-tools generate clean kill-loop
 
 all: build
 
@@ -74,6 +74,12 @@ e2e-tools: deps
 	@cd e2e/tools/kube-apiserver && $(GO) build -o ../../../$(BIN)/kube-apiserver -ldflags "-X k8s.io/component-base/version.gitVersion=v1.34.2" k8s.io/kubernetes/cmd/kube-apiserver
 	@cd e2e/tools/multus && $(GO) build -o ../../../$(BIN)/multus gopkg.in/k8snetworkplumbingwg/multus-cni.v4/cmd/multus
 	@echo "==> e2e tools ready"
+
+# The attachment kill loop at full length: 20 rounds of 100 concurrent ADDs
+# (plus DELs) with the node daemon SIGKILLed mid-burst, kubelet-style
+# retries, then the leak/duplicate check (e2e/attachment_test.go).
+kill-loop: deps
+	@cd e2e && E2E_KILL_ROUNDS=20 $(GO) test -count=1 -p 1 -timeout 90m -run '^TestAttachmentKillLoop$$' -v ./
 
 generate:
 	@$(GO) generate ./ovn/ ./ovs/

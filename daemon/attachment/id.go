@@ -105,6 +105,10 @@ func IsHostLinkName(name string) bool {
 	if len(name) != 15 || name[:2] != "ov" {
 		return false
 	}
-	_, err := hex.DecodeString(name[2:14])
-	return err == nil && strings.ContainsRune("0123456789abcdef", rune(name[14]))
+	for _, c := range name[2:] {
+		if !strings.ContainsRune("0123456789abcdef", c) {
+			return false
+		}
+	}
+	return true
 }

@@ -29,7 +29,9 @@ import (
 // guard built from a snapshot of a switch with no ports always passes
 // (ovn/ovntest documents it). Every race below starts on a switch that
 // already has a port, seen by every node's cache, so the guard is
-// enforced as ovsdb-server would.
+// enforced as ovsdb-server would. The server is behind startSetNB's
+// proxy, which makes its port-set waits compare sets, not slices, as
+// ovsdb-server does (nbproxy_test.go says why that is needed).
 
 // txLog records the committer's "nb port transaction" debug lines: how
 // many ports each transaction carried and whether it failed, which is how
@@ -170,7 +172,7 @@ func getOnAll(t *testing.T, conf *netconf.NetConf, minPorts int, nodes ...*Regis
 // addresses unique.
 func TestConcurrentCreatePortOnTwoNodesGivesUniqueAddresses(t *testing.T) {
 	const perNode = 25
-	endpoint := simNB(t)
+	endpoint := startSetNB(t)
 	var txs txLog
 	log := slog.New(txs.handler())
 	nodes := []*Registry{
@@ -277,7 +279,7 @@ func TestConcurrentCreatePortOnTwoNodesGivesUniqueAddresses(t *testing.T) {
 // on the same node or on another one racing it, is refused with
 // ipam.ErrInUse.
 func TestStaticAddressRequestedTwice(t *testing.T) {
-	endpoint := simNB(t)
+	endpoint := startSetNB(t)
 	nodes := []*Registry{
 		simNodeWith(t, endpoint, "node-a", Options{}, nil),
 		simNodeWith(t, endpoint, "node-b", Options{}, nil),
@@ -333,7 +335,10 @@ func TestStaticAddressRequestedTwice(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				req := podReq(conf.Name, nodes[i].node, "race")
+				// Distinct port names: the same name on both nodes would
+				// make the loser's index take the winner's address for
+				// its own.
+				req := podReq(conf.Name, nodes[i].node, "race-"+nodes[i].node)
 				req.Static = []netip.Prefix{contested}
 				errs[i] = n.CreatePort(ctx, req).Err
 			}()
@@ -369,7 +374,7 @@ func TestStaticAddressRequestedTwice(t *testing.T) {
 // 7th and 8th ADD fail with an error that says what to change; deleting a
 // port gives its address back.
 func TestExhaustionAndDeletePortFreesTheAddress(t *testing.T) {
-	endpoint := simNB(t)
+	endpoint := startSetNB(t)
 	r := simNodeWith(t, endpoint, "node-a", Options{}, nil)
 	conf := l2conf(t, "l2-tiny", "10.200.1.0/29")
 	n, err := r.Get(context.Background(), conf)
@@ -413,13 +418,17 @@ func TestExhaustionAndDeletePortFreesTheAddress(t *testing.T) {
 		t.Fatalf("ADD on a full network: %v, want ipam.ErrExhausted", pr.Err)
 	}
 
-	victim := ok[0]
+	// Any port will do: startSetNB keeps the guards of the same node
+	// working after a deletion (see nbproxy_test.go).
+	victim := ok[len(ok)/2]
 	freed := victim.Addrs[0].Addr()
-	if victim.LSP.UUID == "" {
-		t.Fatal("the committed port in the result has no UUID")
-	}
 	if err := r.DeletePort(ctx, victim.LSP); err != nil {
 		t.Fatal(err)
+	}
+	// The index frees the address at once, not only when the cache
+	// event arrives.
+	if owner, held := n.pool.Owner(freed); held {
+		t.Errorf("after DeletePort %s is still held by %s in the index", freed, owner)
 	}
 	// Deleting again is not an error (DEL is idempotent).
 	ovntest.Eventually(t, "the deleted port gone from the cache", func() bool {
@@ -449,7 +458,7 @@ func TestExhaustionAndDeletePortFreesTheAddress(t *testing.T) {
 // identity, the warm mark goes, the addresses stay, and it is never
 // offered again.
 func TestWarmPortIsFilledAndAdopted(t *testing.T) {
-	endpoint := simNB(t)
+	endpoint := startSetNB(t)
 	const node = "node-a"
 	r := simNodeWith(t, endpoint, node, Options{WarmPorts: 2}, nil)
 	conf := l2conf(t, "l2-warm", "10.200.0.0/24")
@@ -553,7 +562,7 @@ func TestWarmPortIsFilledAndAdopted(t *testing.T) {
 // A pod asking for an address one of this node's warm ports holds gets a
 // clear error, then ReclaimWarm frees the address for it.
 func TestReclaimWarmFreesARequestedAddress(t *testing.T) {
-	endpoint := simNB(t)
+	endpoint := startSetNB(t)
 	const node = "node-a"
 	r := simNodeWith(t, endpoint, node, Options{WarmPorts: 2}, nil)
 	conf := l2conf(t, "l2-reclaim", "10.200.0.0/24")

@@ -13,14 +13,20 @@
 //     (empty set or map, "", 0, false) is not compared at all, so a guard
 //     "the switch still has no ports" always passes. Also, a wait with a
 //     timeout above 0 blocks every other transaction until it is
-//     satisfied or times out (HoldNB relies on this).
+//     satisfied or times out (HoldNB relies on this). And a set column
+//     is compared in order (reflect.DeepEqual), where ovsdb-server
+//     compares sets: once a client's cached set is in another order than
+//     the server's (after deleting a port from the middle, or concurrent
+//     inserts), a port-set guard fails although nothing changed.
+//     daemon/network's tests put an order-fixing proxy in front
+//     (nbproxy_test.go) for that.
 //   - Index ("constraint violation") errors: the details text differs from
 //     ovsdb-server's, though both come as an extra result after the last
 //     operation.
 //   - Close: stops accepting connections but keeps existing ones served,
 //     so it cannot be used to test a client's reconnection.
 //
-// Waits with timeout 0 on non-default values, strong-reference garbage
+// Waits with timeout 0 on non-default scalar and map values, strong-reference garbage
 // collection of non-root rows, name indexes, referential integrity and
 // all-or-nothing transactions behave as in ovsdb-server.
 package ovntest
