@@ -15,7 +15,6 @@ import (
 
 	"github.com/ovn-overlay/ovn-overlay/daemon/attachment"
 	"github.com/ovn-overlay/ovn-overlay/externalids"
-	"github.com/ovn-overlay/ovn-overlay/ovn"
 	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
 	"github.com/ovn-overlay/ovn-overlay/ovn/ovntest"
 	"github.com/ovn-overlay/ovn-overlay/ovs"
@@ -177,13 +176,9 @@ func TestRestartedDaemonKnowsEarlierAttachments(t *testing.T) {
 	)
 
 	// --- The new daemon starts: connect (caches filled), handlers, list, rebuild. ---
+	nb := ovntest.Northbound(t, nbEndpoint)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	nb, err := ovn.ConnectNorthbound(ctx, nbEndpoint, logr.Discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nb.Close)
 	o, err := ovs.Connect(ctx, ovsEndpoint, "br-int", logr.Discard())
 	if err != nil {
 		t.Fatal(err)

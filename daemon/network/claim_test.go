@@ -11,11 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
-
 	"github.com/ovn-overlay/ovn-overlay/daemon/ipam"
 	"github.com/ovn-overlay/ovn-overlay/netconf"
-	"github.com/ovn-overlay/ovn-overlay/ovn"
 	"github.com/ovn-overlay/ovn-overlay/ovn/ovntest"
 )
 
@@ -34,13 +31,7 @@ func simNB(t *testing.T) string { return ovntest.StartNB(t) }
 // state, as a separate daemon would have.
 func simNode(t *testing.T, nb, name string) *Registry {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := ovn.ConnectNorthbound(ctx, nb, logr.Discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := ovntest.Northbound(t, nb)
 	stop := make(chan struct{})
 	t.Cleanup(func() { close(stop) })
 	return NewRegistry(c, name, slog.New(slog.DiscardHandler), Options{}, stop)

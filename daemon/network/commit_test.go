@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
-
 	"github.com/ovn-overlay/ovn-overlay/daemon/ipam"
 	"github.com/ovn-overlay/ovn-overlay/externalids"
 	"github.com/ovn-overlay/ovn-overlay/netconf"
@@ -93,13 +91,7 @@ func (h *txHandler) Handle(_ context.Context, r slog.Record) error {
 // simNodeWith is simNode with options and a logger.
 func simNodeWith(t *testing.T, nb, name string, opts Options, log *slog.Logger) *Registry {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := ovn.ConnectNorthbound(ctx, nb, logr.Discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := ovntest.Northbound(t, nb)
 	stop := make(chan struct{})
 	t.Cleanup(func() { close(stop) })
 	if log == nil {

@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
-
 	"github.com/ovn-overlay/ovn-overlay/externalids"
 	"github.com/ovn-overlay/ovn-overlay/ovn"
 	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
@@ -26,14 +24,7 @@ import (
 // connect is one "node": its own connection and cache.
 func connect(t *testing.T, endpoint string) *ovn.Northbound {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	nb, err := ovn.ConnectNorthbound(ctx, endpoint, logr.Discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nb.Close)
-	return nb
+	return ovntest.Northbound(t, endpoint)
 }
 
 // committed returns the rows of T's table in the database: a client

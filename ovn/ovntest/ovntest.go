@@ -47,6 +47,7 @@ import (
 	"github.com/ovn-org/libovsdb/ovsdb"
 	"github.com/ovn-org/libovsdb/server"
 
+	"github.com/ovn-overlay/ovn-overlay/ovn"
 	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
 	"github.com/ovn-overlay/ovn-overlay/ovs/vswitchd"
 )
@@ -310,4 +311,18 @@ func HoldNB(t testing.TB, endpoint string, d time.Duration) (done <-chan struct{
 			t.Fatalf("HoldNB: transactions still go through after 5s")
 		}
 	}
+}
+
+// Northbound connects the product's NB client to endpoint, as one daemon
+// would (its own connection and cache), and closes it on cleanup.
+func Northbound(t testing.TB, endpoint string) *ovn.Northbound {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nb, err := ovn.ConnectNorthbound(ctx, endpoint, logr.Discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nb.Close)
+	return nb
 }
