@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/ovn-overlay/ovn-overlay/cniproto"
 	"github.com/ovn-overlay/ovn-overlay/daemon/attachment"
@@ -126,9 +127,11 @@ func checkPrevResult(r *request, mac net.HardwareAddr, addrs []netip.Prefix) err
 	if len(r.conf.PrevResult) == 0 {
 		return nil
 	}
-	prev, err := current.NewResult(r.conf.PrevResult)
+	// The runtime sends the prevResult in the config's cniVersion: a 0.4.0
+	// result has another shape than a 1.x one.
+	prev, err := version.NewResult(r.conf.CNIVersion, r.conf.PrevResult)
 	if err != nil {
-		return fmt.Errorf("prevResult does not parse: %w", err)
+		return fmt.Errorf("prevResult (CNI %s) does not parse: %w", r.conf.CNIVersion, err)
 	}
 	res, err := current.GetResult(prev)
 	if err != nil {

@@ -276,7 +276,11 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		l.Close()
 		return fmt.Errorf("restrict %s to root: %w", d.cfg.Socket, err)
 	}
-	srv := &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// A client that sends slowly or never reads its answer must not hold
+	// a goroutine forever; the write deadline leaves ADD its ready
+	// deadline plus the NB commit's.
+	srv := &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: d.cfg.ReadyTimeout + 2*time.Minute, IdleTimeout: time.Minute}
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)

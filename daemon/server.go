@@ -14,8 +14,10 @@ import (
 	"github.com/ovn-overlay/ovn-overlay/daemon/metrics"
 )
 
-// maxRequest bounds a request body; a network config is a few hundred bytes.
-const maxRequest = 1 << 20
+// maxRequest bounds a request body. A network config is a few hundred
+// bytes; the largest legitimate request is a GC listing every attachment
+// of a dense node (about 100 bytes each), far below this.
+const maxRequest = 8 << 20
 
 // Handler returns the CNI server's HTTP handler.
 func (d *Daemon) Handler() http.Handler {
@@ -26,14 +28,21 @@ func (d *Daemon) Handler() http.Handler {
 
 func (d *Daemon) serveCNI(w http.ResponseWriter, r *http.Request) {
 	var req cniproto.Request
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequest))
-	if err == nil {
-		err = json.Unmarshal(body, &req)
-	}
 	var resp cniproto.Response
-	if err != nil {
-		resp.Error = types.NewError(types.ErrDecodingFailure, "malformed request from the CNI plugin", err.Error())
-	} else {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequest+1))
+	switch {
+	case err == nil && len(body) > maxRequest:
+		resp.Error = types.NewError(types.ErrInvalidNetworkConfig,
+			fmt.Sprintf("request of more than %d MiB refused: the network config (with prevResult, CNI_ARGS and runtimeConfig) must be smaller", maxRequest>>20), "")
+	case err == nil:
+		err = json.Unmarshal(body, &req)
+		fallthrough
+	default:
+		if err != nil {
+			resp.Error = types.NewError(types.ErrDecodingFailure, "malformed request from the CNI plugin", err.Error())
+		}
+	}
+	if resp.Error == nil {
 		start := time.Now()
 		resp.Result, err = d.Do(r.Context(), req)
 		resp.Error = toCNIError(err)

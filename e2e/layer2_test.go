@@ -148,6 +148,27 @@ func TestDelIsIdempotent(t *testing.T) {
 	assertClean(t, network)
 }
 
+// TestCheckPrevResultInEveryVersion: the runtime sends prevResult in the
+// config's cniVersion, and a 0.4.0 result has another shape than a 1.x one.
+func TestCheckPrevResultInEveryVersion(t *testing.T) {
+	for _, v := range []string{"0.4.0", "1.0.0", "1.1.0"} {
+		t.Run(v, func(t *testing.T) {
+			network := "l2-checkv-" + randomID()[:4]
+			conf := layer2Config(network, "10.33.0.0/24", map[string]any{"cniVersion": v})
+			p := newPod(t, node(t, 0), "checkv")
+			out, err := invoke(t, p, "ADD", "net1", conf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _, _ = invoke(t, p, "DEL", "net1", conf) })
+			checkConf := layer2Config(network, "10.33.0.0/24", map[string]any{"cniVersion": v, "prevResult": rawJSON(out)})
+			if _, err := invoke(t, p, "CHECK", "net1", checkConf); err != nil {
+				t.Fatalf("CHECK with a CNI %s prevResult: %v", v, err)
+			}
+		})
+	}
+}
+
 func TestCheck(t *testing.T) {
 	network := "l2-check-" + randomID()[:4]
 	conf := layer2Config(network, "10.32.0.0/24", nil)

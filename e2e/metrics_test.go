@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"testing"
@@ -37,6 +38,24 @@ func TestMetricsEndpoint(t *testing.T) {
 		if v < 1 {
 			t.Errorf("%s = %v, want at least 1", series, v)
 		}
+	}
+}
+
+// TestMetricsOnlyOnLoopback: the daemon runs in the host network, so by
+// default its metrics (which name networks) must not answer on the node's
+// own address.
+func TestMetricsOnlyOnLoopback(t *testing.T) {
+	n := node(t, 0)
+	daemonMetrics(t, n) // listening on loopback
+	err := sandbox.InNetns(n.NetnsPath, func() error {
+		conn, err := net.DialTimeout("tcp", netip.AddrPortFrom(n.IP, 9476).String(), 2*time.Second)
+		if err == nil {
+			conn.Close()
+		}
+		return err
+	})
+	if err == nil {
+		t.Fatalf("metrics answer on the node address %s:9476; want loopback only", n.IP)
 	}
 }
 

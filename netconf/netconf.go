@@ -422,6 +422,9 @@ func parseSubnet(field, entry string, topo Topology) (Subnet, error) {
 		}
 		return sn, fieldErr(field, strconv.Quote(entry), "host bits are set", fix)
 	}
+	if err := usableRange(field, entry, p); err != nil {
+		return sn, err
+	}
 	sn.CIDR = p
 	if hasHostPrefix && topo != Layer3 {
 		return sn, fieldErr(field, strconv.Quote(entry), "the cidr/hostPrefix form only applies to topology layer3",
@@ -436,6 +439,58 @@ func parseSubnet(field, entry string, topo Topology) (Subnet, error) {
 	}
 	sn.HostPrefix = hp
 	return sn, checkHostPrefix(field, entry, sn)
+}
+
+// specialRanges are address ranges a pod network must not use: packets to
+// and from them mean something else to every host (RFC 6890).
+var specialRanges = []struct {
+	prefix netip.Prefix
+	what   string
+}{
+	{netip.MustParsePrefix("0.0.0.0/8"), "\"this network\" (0.0.0.0/8)"},
+	{netip.MustParsePrefix("127.0.0.0/8"), "loopback (127.0.0.0/8)"},
+	{netip.MustParsePrefix("169.254.0.0/16"), "link-local (169.254.0.0/16)"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "multicast (224.0.0.0/4)"},
+	{netip.MustParsePrefix("240.0.0.0/4"), "reserved and broadcast (240.0.0.0/4)"},
+	{netip.MustParsePrefix("::/128"), "the unspecified address (::)"},
+	{netip.MustParsePrefix("::1/128"), "loopback (::1)"},
+	{netip.MustParsePrefix("::ffff:0:0/96"), "IPv4-mapped (::ffff:0:0/96)"},
+	{netip.MustParsePrefix("fe80::/10"), "link-local (fe80::/10)"},
+	{netip.MustParsePrefix("ff00::/8"), "multicast (ff00::/8)"},
+}
+
+// usableRange refuses subnets pods cannot live in: special ranges, /0, and
+// ranges too small to hold a pod next to the network (and broadcast)
+// address.
+func usableRange(field, entry string, p netip.Prefix) error {
+	fix := "use a private range such as 10.128.0.0/16 or fd00:10::/64"
+	if p.Bits() == 0 {
+		return fieldErr(field, strconv.Quote(entry), "/0 covers every address, including the node's own and the Internet", fix)
+	}
+	for _, r := range specialRanges {
+		if r.prefix.Overlaps(p) {
+			return fieldErr(field, strconv.Quote(entry), "overlaps "+r.what+", which pods cannot use", fix)
+		}
+	}
+	limit := 126
+	if p.Addr().Is4() {
+		limit = 30
+	}
+	if p.Bits() > limit {
+		return fieldErr(field, strconv.Quote(entry), fmt.Sprintf("/%d leaves no address for pods", p.Bits()),
+			fmt.Sprintf("use at most /%d (a /%d holds two pods)", limit, limit))
+	}
+	return nil
+}
+
+// usableAddr refuses a requested pod address in a special range.
+func usableAddr(field, value string, a netip.Addr) error {
+	for _, r := range specialRanges {
+		if r.prefix.Contains(a) {
+			return fieldErr(field, strconv.Quote(value), "is in "+r.what+", which pods cannot use", "request an address from the network's subnets")
+		}
+	}
+	return nil
 }
 
 // splitHostPrefix splits "10.128.0.0/16/24" into "10.128.0.0/16" and "24".
@@ -503,6 +558,14 @@ func parseExcludes(r *raw, c *NetConf) error {
 		// typo that would leave the intended addresses allocatable.
 		if !insideAny(p, c.Subnets) {
 			return fieldErr("excludeSubnets", strconv.Quote(entry), "is not inside any of \"subnets\"", "exclude only ranges of the network's subnets")
+		}
+		// Excluding a whole subnet leaves it nothing to hand out: ADD
+		// would only ever fail.
+		for _, sn := range c.Subnets {
+			if p.Contains(sn.CIDR.Addr()) && p.Bits() <= sn.CIDR.Bits() {
+				return fieldErr("excludeSubnets", strconv.Quote(entry), fmt.Sprintf("covers all of subnet %s, leaving no address to hand out", sn.CIDR),
+					"exclude only part of the subnet, or remove the subnet from \"subnets\"")
+			}
 		}
 		c.ExcludeSubnets = append(c.ExcludeSubnets, p.Masked())
 	}
@@ -665,6 +728,9 @@ func parseIPList(field string, list []string) ([]netip.Prefix, error) {
 		p, err := parsePrefixOrAddr(strings.TrimSpace(s))
 		if err != nil {
 			return nil, fieldErr(field, strconv.Quote(s), "is not an IP address or CIDR", "write e.g. \"10.128.0.10/24\"")
+		}
+		if err := usableAddr(field, s, p.Addr()); err != nil {
+			return nil, err
 		}
 		for _, prev := range out {
 			if prev.Addr() == p.Addr() {

@@ -28,7 +28,8 @@ func main() {
 	flag.DurationVar(&cfg.ReadyTimeout, "ready-timeout", 20*time.Second, "how long ADD waits for ovn-controller to install a port")
 	flag.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig for the Kubernetes integration; \"in-cluster\" uses the pod's service account (empty: work from CNI requests alone)")
 	flag.StringVar(&cfg.LeaseNamespace, "lease-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the Lease electing the daemon that releases deleted nodes (default $POD_NAMESPACE; empty: never release)")
-	flag.StringVar(&cfg.MetricsAddress, "metrics-address", ":9476", "address of the Prometheus /metrics endpoint (empty: off)")
+	flag.StringVar(&cfg.MetricsAddress, "metrics-address", "127.0.0.1:9476",
+		"address of the Prometheus /metrics endpoint (empty: off); loopback by default, since the daemon runs in the host network and its metrics name networks")
 	flag.IntVar(&cfg.WarmPorts, "warm-ports", 8, "pre-provisioned logical switch ports kept per network on this node, so ADD only binds one (0: off; see docs/performance.md)")
 	verbose := flag.Bool("v", false, "debug logging")
 	flag.Parse()
