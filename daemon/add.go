@@ -309,7 +309,7 @@ func encodeResult(p *addPlan, a *attached) (json.RawMessage, error) {
 			Address:   net.IPNet{IP: addr.Addr().AsSlice(), Mask: net.CIDRMask(addr.Bits(), addr.Addr().BitLen())},
 		}
 		for _, gw := range p.nw.Gateways() {
-			if gw.Is4() == addr.Addr().Is4() {
+			if addr.Contains(gw) {
 				ip.Gateway = gw.AsSlice()
 			}
 		}

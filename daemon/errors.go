@@ -10,6 +10,7 @@ import (
 	"github.com/ovn-overlay/ovn-overlay/daemon/kube"
 	"github.com/ovn-overlay/ovn-overlay/daemon/network"
 	"github.com/ovn-overlay/ovn-overlay/netconf"
+	"github.com/ovn-overlay/ovn-overlay/ovn"
 )
 
 // toCNIError maps daemon errors to the CNI spec's well-known error codes,
@@ -28,7 +29,7 @@ func toCNIError(err error) *types.Error {
 		return types.NewError(types.ErrInvalidNetworkConfig, err.Error(), "")
 	case errors.Is(err, errBadEnv):
 		return types.NewError(types.ErrInvalidEnvironmentVariables, err.Error(), "")
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, ovn.ErrUnavailable):
 		return types.NewError(types.ErrTryAgainLater, err.Error(), "")
 	default:
 		return types.NewError(types.ErrInternal, err.Error(), "")

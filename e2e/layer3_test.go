@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net/netip"
 	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/ovn-overlay/ovn-overlay/netconf"
 	"github.com/ovn-overlay/ovn-overlay/sandbox"
@@ -84,6 +86,42 @@ func TestLayer3DualStack(t *testing.T) {
 		}
 		pingVia(t, a, "net1", addrB[i].Addr())
 		pingVia(t, b, "net1", addrA[i].Addr())
+	}
+}
+
+// TestLayer3SeveralSubnetsPerFamily: a pod gets an address from its node's
+// slice of every cluster subnet, and a route to each cluster subnet via
+// that slice's gateway (two subnets of one family used to make ADD fail:
+// "a different route ... already exists").
+func TestLayer3SeveralSubnetsPerFamily(t *testing.T) {
+	for _, tc := range []struct{ name, subnets string }{
+		{"two IPv4", "10.230.0.0/16/24,10.231.0.0/16/24"},
+		{"two IPv4 and IPv6", "10.232.0.0/16/24,10.233.0.0/16/24,fd00:232::/48/64"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			network := "l3-multi-" + randomID()[:4]
+			conf := layer3Config(network, tc.subnets)
+			a, b := newPod(t, node(t, 0), "multi"), newPod(t, node(t, 1), "multi")
+			resA, resB := mustAdd(t, a, "net1", conf), mustAdd(t, b, "net1", conf)
+			addrA, addrB := podAddrs(t, resA), podAddrs(t, resB)
+			want := len(strings.Split(tc.subnets, ","))
+			if len(addrA) != want || len(addrB) != want || len(resA.Routes) != want {
+				t.Fatalf("want %d addresses and routes each, got %v, %v and routes %v", want, addrA, addrB, resA.Routes)
+			}
+			for i, ip := range resA.IPs {
+				if gw, ok := netip.AddrFromSlice(ip.Gateway); !ok || !addrA[i].Contains(gw.Unmap()) {
+					t.Errorf("address %s has gateway %v, want the gateway of its own node subnet", addrA[i], ip.Gateway)
+				}
+			}
+			for i := range addrA {
+				pingVia(t, a, "net1", addrB[i].Addr())
+				pingVia(t, b, "net1", addrA[i].Addr())
+			}
+			checkConf := layer2Config(network, tc.subnets, map[string]any{"topology": "layer3", "prevResult": resultJSON(t, resA)})
+			if _, err := invoke(t, a, "CHECK", "net1", checkConf); err != nil {
+				t.Errorf("CHECK: %v", err)
+			}
+		})
 	}
 }
 
@@ -186,4 +224,15 @@ func TestOverlappingNetworksInOnePod(t *testing.T) {
 			}
 		}
 	}
+}
+
+// resultJSON is an ADD result as the runtime would pass it back in
+// prevResult.
+func resultJSON(t *testing.T, res *current.Result) rawJSON {
+	t.Helper()
+	b, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -22,6 +22,15 @@ import (
 // writer changed the rows it read. The caller refreshes and retries.
 var ErrConflict = errors.New("concurrent NB change")
 
+// ErrUnavailable means the NB could not be reached for a transaction (not
+// connected, or the connection dropped mid-way): a transient condition the
+// caller reports as "try again later".
+var ErrUnavailable = errors.New("OVN Northbound database unavailable")
+
+// ErrNameTaken means a row we create has a unique name that a row not in
+// our cache (another system's) already holds.
+var ErrNameTaken = errors.New("name already taken by a row not owned by ovn-overlay")
+
 // ErrNotOwned means a row with the wanted name exists but was not created by
 // this project, so it is left alone.
 var ErrNotOwned = errors.New("row exists but is not owned by ovn-overlay")
@@ -374,6 +383,9 @@ func (nb *Northbound) ApplyPorts(ctx context.Context, c PortChange) ([]string, e
 func (nb *Northbound) transact(ctx context.Context, ops []ovsdb.Operation) ([]ovsdb.OperationResult, error) {
 	res, err := nb.client.Transact(ctx, ops...)
 	if err != nil {
+		if errors.Is(err, client.ErrNotConnected) || errors.Is(err, context.DeadlineExceeded) && !nb.client.Connected() {
+			return nil, fmt.Errorf("NB transaction: %w: %w", ErrUnavailable, err)
+		}
 		return nil, fmt.Errorf("NB transaction: %w", err)
 	}
 	for i, r := range res {
@@ -386,7 +398,12 @@ func (nb *Northbound) transact(ctx context.Context, ops []ovsdb.Operation) ([]ov
 		// identical values ... for index on column ..."; libovsdb's
 		// in-memory server says "... to have identical values ...".
 		if r.Error == "constraint violation" && isIndexConflict(r.Details) {
-			return nil, ErrConflict
+			if strings.Contains(r.Details, `"`+nbdb.AddressSetTable+`" table`) {
+				return nil, ErrConflict
+			}
+			// Any other unique name (a port's) held by a row we cannot
+			// see is not a race: retrying will not free it.
+			return nil, fmt.Errorf("%w: %s", ErrNameTaken, r.Details)
 		}
 	}
 	if _, err := ovsdb.CheckOperationResults(res, ops); err != nil {

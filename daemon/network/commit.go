@@ -111,6 +111,14 @@ func (n *Network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
 				n.pool.Release(j.req.Name)
 			}
 		}
+		if !errors.Is(err, ovn.ErrConflict) && len(ready) > 1 && !errors.Is(err, ovn.ErrUnavailable) {
+			// One bad request (a port name someone else's row holds,
+			// say) must not fail its batch-mates: commit each alone.
+			for _, j := range ready {
+				n.commitBatch(nb, []*portJob{j})
+			}
+			return
+		}
 		if !errors.Is(err, ovn.ErrConflict) || attempt == commitAttempts {
 			finishAll(ready, fmt.Errorf("create %d logical switch port(s) on %s (attempt %d): %w", len(ready), n.switchName, attempt, err))
 			return

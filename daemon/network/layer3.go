@@ -42,10 +42,13 @@ func (ns *Registry) setUpLayer3(ctx context.Context, n *Network) error {
 		n.gateways = append(n.gateways, gw)
 		excluded = append(excluded, netip.PrefixFrom(gw, gw.BitLen()))
 	}
+	// One route per cluster subnet, via the gateway of this node's slice
+	// of it. (Pairing every subnet with every gateway of its family gave
+	// a network with two IPv4 subnets two routes to one destination.)
 	for _, cluster := range n.conf.Subnets {
-		for _, gw := range n.gateways {
-			if gw.Is4() == cluster.CIDR.Addr().Is4() {
-				n.routes = append(n.routes, netns.Route{Dst: cluster.CIDR, Gateway: gw})
+		for i, s := range subnets {
+			if cluster.CIDR.Contains(s.Addr()) {
+				n.routes = append(n.routes, netns.Route{Dst: cluster.CIDR, Gateway: n.gateways[i]})
 			}
 		}
 	}
