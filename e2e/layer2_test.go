@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -341,5 +342,28 @@ func TestGCRemovesAttachmentsNotListed(t *testing.T) {
 	}
 	if len(ovsPorts(t, node(t, 0))) != 1 || len(hostVeths(t, node(t, 0))) != 1 {
 		t.Errorf("node1 has OVS ports %v and veths %v, want only the kept one", ovsPorts(t, node(t, 0)), hostVeths(t, node(t, 0)))
+	}
+}
+
+// TestForeignPortAddressesAreNotHandedOut: every address on our switch
+// counts, whoever's port holds it. An admin's lsp-add (a port without our
+// owner key, so not in the daemon's cache) used to have its addresses
+// handed to the next pods.
+func TestForeignPortAddressesAreNotHandedOut(t *testing.T) {
+	network := "l2-foreign-" + randomID()[:4]
+	conf := layer2Config(network, "10.39.0.0/28", nil)
+	first := newPod(t, node(t, 0), "foreign0")
+	mustAdd(t, first, "net1", conf)
+	held := []string{"10.39.0.2", "10.39.0.3", "10.39.0.4", "10.39.0.5"}
+	nbctl(t, "lsp-add", "ovn-overlay."+network+".layer2", "admin-"+network, "--",
+		"lsp-set-addresses", "admin-"+network, "0a:00:00:39:00:99 "+strings.Join(held, " "))
+	t.Cleanup(func() { nbctl(t, "lsp-del", "admin-"+network) })
+	for i := range 6 {
+		p := newPod(t, node(t, i%2), fmt.Sprintf("foreign%d", i+1))
+		for _, a := range podAddrs(t, mustAdd(t, p, "net1", conf)) {
+			if slices.Contains(held, a.Addr().String()) {
+				t.Errorf("pod %s got %s, which the admin's port holds", p.Name, a.Addr())
+			}
+		}
 	}
 }

@@ -438,3 +438,46 @@ func waitClosed(ctx context.Context, ch <-chan struct{}, timeout time.Duration) 
 		return fmt.Errorf("no change seen within %s", timeout)
 	}
 }
+
+// ForeignPorts reads, from the server, the ports with these UUIDs: ports
+// on our switches that are not ours (an admin's lsp-add), which the
+// owned-rows-only cache does not hold. Their addresses still count.
+func (nb *Northbound) ForeignPorts(ctx context.Context, uuids []string) ([]nbdb.LogicalSwitchPort, error) {
+	var ops []ovsdb.Operation
+	for _, u := range uuids {
+		ops = append(ops, ovsdb.Operation{
+			Op: ovsdb.OperationSelect, Table: nbdb.LogicalSwitchPortTable,
+			Where:   []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: u}}},
+			Columns: []string{"_uuid", "name", "addresses"},
+		})
+	}
+	if len(ops) == 0 {
+		return nil, nil
+	}
+	res, err := nb.transact(ctx, ops)
+	if err != nil {
+		return nil, fmt.Errorf("read ports not owned by ovn-overlay: %w", err)
+	}
+	var out []nbdb.LogicalSwitchPort
+	for _, r := range res {
+		for _, row := range r.Rows {
+			lsp := nbdb.LogicalSwitchPort{}
+			if u, ok := row["_uuid"].(ovsdb.UUID); ok {
+				lsp.UUID = u.GoUUID
+			}
+			lsp.Name, _ = row["name"].(string)
+			switch a := row["addresses"].(type) {
+			case string:
+				lsp.Addresses = []string{a}
+			case ovsdb.OvsSet:
+				for _, e := range a.GoSet {
+					if s, ok := e.(string); ok {
+						lsp.Addresses = append(lsp.Addresses, s)
+					}
+				}
+			}
+			out = append(out, lsp)
+		}
+	}
+	return out, nil
+}

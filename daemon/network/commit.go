@@ -89,6 +89,14 @@ func (n *Network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
 			finishAll(batch, fmt.Errorf("logical switch %s vanished from the NB", n.switchName))
 			return
 		}
+		// Relabels take no addresses; the relabel committer (the only
+		// other one) never touches the foreign set.
+		if creates(batch) {
+			if err := n.observeForeign(ctx, nb, ls); err != nil {
+				finishAll(batch, err)
+				return
+			}
+		}
 		ready, results := n.prepare(nb, ls, batch)
 		if len(ready) == 0 {
 			return
@@ -138,7 +146,7 @@ func (n *Network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
 // addresses from the index (synced first with the snapshot the guard will
 // assert). Jobs that cannot be served are answered at once and left out.
 func (n *Network) prepare(nb *ovn.Northbound, ls *nbdb.LogicalSwitch, batch []*portJob) ([]*portJob, []PortResult) {
-	if n.guarded && slices.ContainsFunc(batch, func(j *portJob) bool { return j.adopt == nil }) {
+	if n.guarded && creates(batch) {
 		n.syncPool(nb, ls)
 	}
 	start := time.Now()
@@ -213,6 +221,47 @@ func (n *Network) syncPool(nb *ovn.Northbound, ls *nbdb.LogicalSwitch) {
 			n.pool.Observe(lsp.Name, PortAddrs(lsp))
 		}
 	}
+}
+
+// observeForeign makes the addresses of ports on the switch that are not
+// ours (an admin's lsp-add; the cache holds owned rows only) count as in
+// use: every address on the switch counts, whoever's port holds it. Each
+// such port is read from the server once, and released from the index
+// when it leaves the switch.
+func (n *Network) observeForeign(ctx context.Context, nb *ovn.Northbound, ls *nbdb.LogicalSwitch) error {
+	on := make(map[string]bool, len(ls.Ports))
+	var unknown []string
+	for _, uuid := range ls.Ports {
+		on[uuid] = true
+		if _, ok := nb.PortByUUID(uuid); !ok && !n.foreign[uuid] {
+			unknown = append(unknown, uuid)
+		}
+	}
+	for uuid := range n.foreign {
+		if !on[uuid] {
+			n.pool.Release(foreignKey(uuid))
+			delete(n.foreign, uuid)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	ports, err := nb.ForeignPorts(ctx, unknown)
+	if err != nil {
+		return err
+	}
+	for i := range ports {
+		n.foreign[ports[i].UUID] = true
+		n.pool.Observe(foreignKey(ports[i].UUID), PortAddrs(&ports[i]))
+	}
+	return nil
+}
+
+func foreignKey(uuid string) string { return "foreign/" + uuid }
+
+// creates reports whether a batch creates ports (not only relabels).
+func creates(batch []*portJob) bool {
+	return slices.ContainsFunc(batch, func(j *portJob) bool { return j.adopt == nil })
 }
 
 func finishAll(batch []*portJob, err error) {

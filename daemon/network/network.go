@@ -47,6 +47,10 @@ type Network struct {
 	jobs chan *portJob
 	// relabels feeds the committer of warm ports handed to pods.
 	relabels chan *portJob
+	// foreign marks the ports on the switch that are not ours, whose
+	// addresses the index holds (commit.go, observeForeign). Only the
+	// committer goroutine touches it.
+	foreign map[string]bool
 	// warm holds this node's pre-provisioned ports (warm.go); nil when
 	// the daemon runs without them.
 	warm *warmPool
@@ -176,7 +180,7 @@ func (ns *Registry) Get(ctx context.Context, conf *netconf.NetConf) (*Network, e
 		}
 		return n, nil
 	}
-	n := &Network{name: conf.Name, fingerprint: fp, conf: conf, nb: ns.nb, jobs: make(chan *portJob, 1024), relabels: make(chan *portJob, 1024), log: ns.log.With("network", conf.Name)}
+	n := &Network{name: conf.Name, fingerprint: fp, conf: conf, nb: ns.nb, foreign: map[string]bool{}, jobs: make(chan *portJob, 1024), relabels: make(chan *portJob, 1024), log: ns.log.With("network", conf.Name)}
 	if ns.opts.WarmPorts > 0 {
 		n.warm = newWarmPool(conf.Name, ns.opts.WarmPorts)
 	}
