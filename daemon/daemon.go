@@ -14,6 +14,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -61,6 +63,19 @@ type Config struct {
 type Daemon struct {
 	cfg Config
 	log *slog.Logger
+	// stop ends background work (start-up, informers, committers) when
+	// the daemon closes; startUp is done once the start-up loop exits.
+	stop    chan struct{}
+	startUp sync.WaitGroup
+	// ready is closed once the daemon is connected to OVS, the NB and the
+	// SB and its attachment store is built. Until then STATUS answers 50
+	// with what the daemon waits for (waiting), and other verbs wait for
+	// it, bounded by their deadline.
+	ready   chan struct{}
+	waiting atomic.Pointer[string]
+
+	// Set by the start-up loop before ready is closed; read by verbs
+	// only after it is.
 	nb  *ovn.Northbound
 	sb  *ovn.Southbound
 	ovs *ovs.Client
@@ -69,9 +84,6 @@ type Daemon struct {
 	store    *attachment.Store
 	networks *network.Registry
 	kube     *kube.Client // nil without a kubeconfig
-	// stop ends background work (informers, committers) when the daemon
-	// closes.
-	stop chan struct{}
 	// ovsJobs feeds the OVS port committer (ovsbatch.go).
 	ovsJobs chan *ovsJob
 	// defaultMTU is safe for geneve on this node's underlay; NADs' mtu wins.
@@ -90,9 +102,11 @@ const (
 	fallbackMTU        = 1400
 )
 
-// New connects to the databases and prepares the daemon. It does not yet
-// listen; call Serve.
-func New(ctx context.Context, cfg Config) (*Daemon, error) {
+// New prepares the daemon; it connects to nothing yet. Serve listens at
+// once and connects in the background, so a node whose OVN is not up yet
+// (or is restarting) still answers STATUS, and starts serving as soon as
+// the databases are reachable, without a crash loop.
+func New(cfg Config) (*Daemon, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -102,55 +116,136 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 20 * time.Second
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), ovsJobs: make(chan *ovsJob, 1024)}
-	dbLog := logr.FromSlogHandler(cfg.Logger.Handler())
-	var err error
-	if d.ovs, err = ovs.Connect(ctx, cfg.OVSAddress, cfg.Bridge, dbLog.WithName("ovs")); err != nil {
-		return nil, err
+	for name, addr := range map[string]string{"--nb-address": cfg.NBAddress, "--sb-address": cfg.SBAddress, "--ovs-address": cfg.OVSAddress} {
+		if _, err := ovn.Endpoints(addr); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), ready: make(chan struct{}), ovsJobs: make(chan *ovsJob, 1024)}
+	d.setWaiting("starting: connecting to the local Open_vSwitch, OVN Northbound and Southbound databases")
+	return d, nil
+}
+
+// run connects and builds the daemon, retrying with backoff until it
+// succeeds or the daemon closes; then it opens ready.
+func (d *Daemon) run() {
+	defer d.startUp.Done()
+	delay := 100 * time.Millisecond
+	for {
+		err := d.connect()
+		if err == nil {
+			d.setWaiting("")
+			close(d.ready)
+			d.log.Info("daemon ready", "node", d.cfg.NodeName, "defaultMTU", d.defaultMTU, "userspaceDatapath", d.userspaceDatapath)
+			return
+		}
+		if prev := d.setWaiting(err.Error()); prev != err.Error() {
+			d.log.Warn("not serving yet; retrying", "err", err)
+		}
+		select {
+		case <-time.After(delay):
+			delay = min(2*delay, 5*time.Second)
+		case <-d.stop:
+			return
+		}
+	}
+}
+
+// connect does what is not done yet, in order; each step is done once, so
+// a retry picks up where the last attempt stopped.
+func (d *Daemon) connect() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dbLog := logr.FromSlogHandler(d.cfg.Logger.Handler())
+	if d.ovs == nil {
+		o, err := ovs.Connect(ctx, d.cfg.OVSAddress, d.cfg.Bridge, dbLog.WithName("ovs"))
+		if err != nil {
+			return fmt.Errorf("waiting for the local Open_vSwitch database: %w", err)
+		}
+		d.ovs = o
 	}
 	chassis, err := d.ovs.Chassis()
 	if err != nil {
-		d.Close()
-		return nil, err
+		return err
 	}
 	if d.cfg.NodeName == "" {
-		d.cfg.NodeName = chassis.SystemID
+		if d.cfg.NodeName = chassis.SystemID; d.cfg.NodeName == "" {
+			return errors.New("node name unknown: pass --node-name or set external_ids:system-id in Open_vSwitch")
+		}
 	}
-	if d.cfg.NodeName == "" {
-		d.Close()
-		return nil, errors.New("node name unknown: pass --node-name or set external_ids:system-id in Open_vSwitch")
+	if d.nb == nil {
+		if d.nb, err = ovn.ConnectNorthbound(ctx, d.cfg.NBAddress, dbLog.WithName("nb")); err != nil {
+			return fmt.Errorf("waiting for the OVN Northbound database: %w", err)
+		}
 	}
-	if d.nb, err = ovn.ConnectNorthbound(ctx, cfg.NBAddress, dbLog.WithName("nb")); err != nil {
-		d.Close()
-		return nil, err
+	if d.sb == nil {
+		if d.sb, err = ovn.ConnectSouthbound(ctx, d.cfg.SBAddress, chassis.SystemID, dbLog.WithName("sb")); err != nil {
+			return fmt.Errorf("waiting for the OVN Southbound database: %w", err)
+		}
 	}
-	if d.sb, err = ovn.ConnectSouthbound(ctx, cfg.SBAddress, chassis.SystemID, dbLog.WithName("sb")); err != nil {
-		d.Close()
-		return nil, err
+	if d.store == nil {
+		if err := d.build(chassis.EncapIP); err != nil {
+			return err
+		}
 	}
+	if d.cfg.Kubeconfig != "" && d.kube == nil {
+		if err := d.startKube(ctx); err != nil {
+			return fmt.Errorf("waiting for the Kubernetes API: %w", err)
+		}
+	}
+	return nil
+}
+
+// build makes the per-network registry and the attachment store (from the
+// caches and the kernel) and starts the OVS committer.
+func (d *Daemon) build(encapIP netip.Addr) error {
 	d.networks = network.NewRegistry(d.nb, d.cfg.NodeName, d.log, network.Options{
-		WarmPorts: cfg.WarmPorts, BoundPorts: d.boundPorts,
+		WarmPorts: d.cfg.WarmPorts, BoundPorts: d.boundPorts,
 	}, d.stop)
 	if err := d.buildStore(); err != nil {
-		d.Close()
-		return nil, err
+		d.store = nil
+		return err
 	}
 	go d.ovsCommitLoop()
-	d.defaultMTU = d.underlayMTU(chassis.EncapIP)
+	d.defaultMTU = d.underlayMTU(encapIP)
+	var err error
 	if d.userspaceDatapath, err = d.ovs.UserspaceDatapath(); err != nil {
 		d.log.Warn("cannot read the integration bridge yet; assuming the kernel datapath", "err", err)
 	}
-	if cfg.Kubeconfig != "" {
-		if err := d.startKube(ctx); err != nil {
-			d.Close()
-			return nil, err
-		}
+	return nil
+}
+
+// setWaiting records what the daemon waits for ("" once ready) and returns
+// the previous value.
+func (d *Daemon) setWaiting(what string) string {
+	prev := d.waiting.Swap(&what)
+	if prev == nil {
+		return ""
 	}
-	if cfg.MetricsAddress != "" {
-		metrics.Serve(cfg.MetricsAddress, d.stop, d.log)
+	return *prev
+}
+
+// errStarting marks verbs refused because the daemon is not connected yet:
+// transient, CNI code 11.
+var errStarting = errors.New("ovn-overlay is starting")
+
+// awaitReady holds a verb until the daemon is ready, at most until ctx ends
+// or the ready deadline passes.
+func (d *Daemon) awaitReady(ctx context.Context) error {
+	select {
+	case <-d.ready:
+		return nil
+	default:
 	}
-	d.log.Info("daemon ready", "node", d.cfg.NodeName, "defaultMTU", d.defaultMTU, "userspaceDatapath", d.userspaceDatapath)
-	return d, nil
+	t := time.NewTimer(d.cfg.ReadyTimeout)
+	defer t.Stop()
+	select {
+	case <-d.ready:
+		return nil
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return fmt.Errorf("%w: %s; try again later", errStarting, *d.waiting.Load())
 }
 
 // boundPorts names the logical ports local OVS interfaces are bound to.
@@ -197,7 +292,12 @@ func (d *Daemon) startKube(ctx context.Context) error {
 			Owners: d.nb.NodesWithRows,
 		}, d.stop)
 	}
-	return d.collectDeletedPods(ctx)
+	// The pods' DELs will come, or GC: a failure here is not worth
+	// refusing service for.
+	if err := d.collectDeletedPods(ctx); err != nil {
+		d.log.Warn("clean-up of pods deleted while the daemon was down is incomplete", "err", err)
+	}
+	return nil
 }
 
 // collectDeletedPods tears down this node's attachments whose pod no longer
@@ -241,13 +341,14 @@ func (d *Daemon) underlayMTU(encapIP netip.Addr) int {
 	return mtu - GeneveOverheadIPv6
 }
 
-// Close disconnects from the databases.
+// Close stops the daemon's background work and disconnects.
 func (d *Daemon) Close() {
 	select {
 	case <-d.stop:
 	default:
 		close(d.stop)
 	}
+	d.startUp.Wait() // the start-up loop owns the clients until it exits
 	if d.nb != nil {
 		d.nb.Close()
 	}
@@ -287,6 +388,11 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
 	}()
+	if d.cfg.MetricsAddress != "" {
+		metrics.Serve(d.cfg.MetricsAddress, d.stop, d.log)
+	}
+	d.startUp.Add(1)
+	go d.run()
 	d.log.Info("serving CNI", "socket", d.cfg.Socket)
 	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err

@@ -56,19 +56,25 @@ func (d *Daemon) serveCNI(w http.ResponseWriter, r *http.Request) {
 
 // Do runs one CNI verb and returns the encoded result (ADD only).
 func (d *Daemon) Do(ctx context.Context, req cniproto.Request) (json.RawMessage, error) {
-	switch req.Command {
-	case "ADD":
-		return d.Add(ctx, req)
-	case "DEL":
-		return nil, d.Del(ctx, req)
-	case "CHECK":
-		return nil, d.Check(ctx, req)
-	case "GC":
-		return nil, d.GC(ctx, req)
-	case "STATUS":
+	verbs := map[string]func() (json.RawMessage, error){
+		"ADD":   func() (json.RawMessage, error) { return d.Add(ctx, req) },
+		"DEL":   func() (json.RawMessage, error) { return nil, d.Del(ctx, req) },
+		"CHECK": func() (json.RawMessage, error) { return nil, d.Check(ctx, req) },
+		"GC":    func() (json.RawMessage, error) { return nil, d.GC(ctx, req) },
+	}
+	verb, ok := verbs[req.Command]
+	switch {
+	case req.Command == "STATUS":
+		// Answered at once, also while the daemon is starting.
 		return nil, d.Status()
-	default:
+	case !ok:
 		return nil, types.NewError(types.ErrInvalidEnvironmentVariables,
 			fmt.Sprintf("unknown CNI_COMMAND %q", req.Command), "expected ADD, DEL, CHECK, GC, STATUS or VERSION")
 	}
+	// Verbs arriving while the daemon connects (after a restart, or
+	// before OVN is up) wait for it rather than fail at once.
+	if err := d.awaitReady(ctx); err != nil {
+		return nil, err
+	}
+	return verb()
 }

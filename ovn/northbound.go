@@ -63,8 +63,11 @@ func ConnectNorthbound(ctx context.Context, endpoint string, logger logr.Logger)
 		nbdb.LogicalSwitchTable: {{Columns: []model.ColumnKey{{Column: "name"}}}},
 		nbdb.LogicalRouterTable: {{Columns: []model.ColumnKey{{Column: "name"}}}},
 	})
-	c, err := client.NewOVSDBClient(dbModel, client.WithEndpoint(endpoint),
-		client.WithReconnect(5*time.Second, newBackoff()), client.WithLogger(&logger))
+	opts, err := connectOptions(endpoint, true)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.NewOVSDBClient(dbModel, append(opts, client.WithLogger(&logger))...)
 	if err != nil {
 		return nil, fmt.Errorf("nb client: %w", err)
 	}

@@ -3,7 +3,6 @@ package ovn
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/ovn-org/libovsdb/client"
@@ -28,8 +27,11 @@ func ConnectSouthbound(ctx context.Context, endpoint, chassis string, logger log
 	if err != nil {
 		return nil, fmt.Errorf("sb model: %w", err)
 	}
-	c, err := client.NewOVSDBClient(dbModel, client.WithEndpoint(endpoint),
-		client.WithReconnect(5*time.Second, newBackoff()), client.WithLogger(&logger))
+	opts, err := connectOptions(endpoint, false)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.NewOVSDBClient(dbModel, append(opts, client.WithLogger(&logger))...)
 	if err != nil {
 		return nil, fmt.Errorf("sb client: %w", err)
 	}

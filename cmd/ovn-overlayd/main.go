@@ -49,9 +49,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	connectCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	d, err := daemon.New(connectCtx, cfg)
-	cancel()
+	d, err := daemon.New(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ovn-overlayd:", err)
 		os.Exit(1)

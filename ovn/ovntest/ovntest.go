@@ -49,6 +49,7 @@ import (
 
 	"github.com/ovn-overlay/ovn-overlay/ovn"
 	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
+	"github.com/ovn-overlay/ovn-overlay/ovn/sbdb"
 	"github.com/ovn-overlay/ovn-overlay/ovs/vswitchd"
 )
 
@@ -63,11 +64,7 @@ func init() { stdr.SetVerbosity(0) }
 // ("unix:/path"). The server stops when the test ends.
 func StartNB(t testing.TB) (endpoint string) {
 	t.Helper()
-	dbModel, err := nbdb.FullDatabaseModel()
-	if err != nil {
-		t.Fatalf("nb model: %v", err)
-	}
-	return Start(t, nbdb.Schema(), dbModel)
+	return StartNBAt(t, socketPath(t, "OVN_Northbound"))
 }
 
 // OVSConfig is the initial content of an in-memory Open_vSwitch database.
@@ -123,6 +120,13 @@ func StartOVSWith(t testing.TB, cfg OVSConfig) (endpoint string) {
 // StartOVS are the usual entry points.
 func Start(t testing.TB, schema ovsdb.DatabaseSchema, dbModel model.ClientDBModel) (endpoint string) {
 	t.Helper()
+	return StartAt(t, schema, dbModel, socketPath(t, schema.Name))
+}
+
+// StartAt is Start on a socket path of the caller's choosing: a test can
+// point a client at a database before it exists.
+func StartAt(t testing.TB, schema ovsdb.DatabaseSchema, dbModel model.ClientDBModel, sock string) (endpoint string) {
+	t.Helper()
 	fullModel, errs := model.NewDatabaseModel(schema, dbModel)
 	if len(errs) > 0 {
 		t.Fatalf("%s database model: %v", schema.Name, errs)
@@ -132,7 +136,6 @@ func Start(t testing.TB, schema ovsdb.DatabaseSchema, dbModel model.ClientDBMode
 	if err != nil {
 		t.Fatalf("%s in-memory server: %v", schema.Name, err)
 	}
-	sock := socketPath(t, schema.Name)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve("unix", sock) }()
 	deadline := time.Now().Add(5 * time.Second)
@@ -325,4 +328,24 @@ func Northbound(t testing.TB, endpoint string) *ovn.Northbound {
 	}
 	t.Cleanup(nb.Close)
 	return nb
+}
+
+// StartSBAt starts an empty in-memory OVN Southbound database on sock.
+func StartSBAt(t testing.TB, sock string) (endpoint string) {
+	t.Helper()
+	dbModel, err := sbdb.FullDatabaseModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return StartAt(t, sbdb.Schema(), dbModel, sock)
+}
+
+// StartNBAt starts an empty in-memory OVN Northbound database on sock.
+func StartNBAt(t testing.TB, sock string) (endpoint string) {
+	t.Helper()
+	dbModel, err := nbdb.FullDatabaseModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return StartAt(t, nbdb.Schema(), dbModel, sock)
 }
