@@ -3,6 +3,8 @@ package network
 import (
 	"context"
 	"errors"
+	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -67,5 +69,45 @@ func TestOneBadRequestFailsOnlyItself(t *testing.T) {
 		if _, ok := ports[podReq(conf.Name, "node-a", ctr).Name]; !ok {
 			t.Errorf("port of %s not committed", ctr)
 		}
+	}
+}
+
+// TestMACsAreUniquePerSwitch: a requested MAC another port of the switch
+// holds (ours or anyone's, on any node) is refused clearly; two ports with
+// one MAC on one switch break both. (Before, it was accepted.)
+func TestMACsAreUniquePerSwitch(t *testing.T) {
+	endpoint := startSetNB(t)
+	a := simNodeWith(t, endpoint, "node-a", Options{}, nil)
+	b := simNodeWith(t, endpoint, "node-b", Options{}, nil)
+	conf := l2conf(t, "l2-macs", "10.202.0.0/24")
+	na, err := a.Get(context.Background(), conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac, _ := net.ParseMAC("0a:58:0a:ca:00:63")
+	first := podReq(conf.Name, "node-a", "first")
+	first.MAC = mac
+	if r := na.CreatePort(context.Background(), first); r.Err != nil || r.MAC.String() != mac.String() {
+		t.Fatalf("first port with %s: %+v", mac, r)
+	}
+	nb, err := b.Get(context.Background(), conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		n    *Network
+	}{{"same node", na}, {"other node", nb}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := podReq(conf.Name, "node-x", "second-"+tt.name)
+			req.MAC = mac
+			// Node b connected after the first port was committed, so
+			// its cache (and index) start with it.
+			r := tt.n.CreatePort(context.Background(), req)
+			if r.Err == nil || !strings.Contains(r.Err.Error(), "MAC "+mac.String()+" is already used") || !strings.Contains(r.Err.Error(), first.Name) {
+				t.Errorf("second port with %s: %v, want an error naming the MAC and the port holding it", mac, r.Err)
+			}
+		})
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -116,7 +118,7 @@ func (n *Network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
 		}
 		for _, j := range ready {
 			if j.adopt == nil {
-				n.pool.Release(j.req.Name)
+				n.releasePort(j.req.Name)
 			}
 		}
 		if !errors.Is(err, ovn.ErrConflict) && len(ready) > 1 && !errors.Is(err, ovn.ErrUnavailable) {
@@ -158,11 +160,10 @@ func (n *Network) prepare(nb *ovn.Northbound, ls *nbdb.LogicalSwitch, batch []*p
 			r = WarmResult(adoptedPort(j.adopt, j.req))
 		} else if addrs, err := n.reserve(j.req); err != nil {
 			r = PortResult{Err: err}
+		} else if mac, err := n.reserveMAC(j.req, addrs); err != nil {
+			n.releasePort(j.req.Name)
+			r = PortResult{Err: err}
 		} else {
-			mac := j.req.MAC
-			if mac == nil {
-				mac = macFor(addrs)
-			}
 			r = PortResult{LSP: n.buildPort(j.req, mac, addrs), Addrs: addrs, MAC: mac}
 		}
 		if r.Err != nil {
@@ -218,7 +219,7 @@ func (n *Network) apply(ctx context.Context, nb *ovn.Northbound, ls *nbdb.Logica
 func (n *Network) syncPool(nb *ovn.Northbound, ls *nbdb.LogicalSwitch) {
 	for _, uuid := range ls.Ports {
 		if lsp, ok := nb.PortByUUID(uuid); ok {
-			n.pool.Observe(lsp.Name, PortAddrs(lsp))
+			n.observePort(lsp.Name, lsp)
 		}
 	}
 }
@@ -239,7 +240,7 @@ func (n *Network) observeForeign(ctx context.Context, nb *ovn.Northbound, ls *nb
 	}
 	for uuid := range n.foreign {
 		if !on[uuid] {
-			n.pool.Release(foreignKey(uuid))
+			n.releasePort(foreignKey(uuid))
 			delete(n.foreign, uuid)
 		}
 	}
@@ -252,9 +253,27 @@ func (n *Network) observeForeign(ctx context.Context, nb *ovn.Northbound, ls *nb
 	}
 	for i := range ports {
 		n.foreign[ports[i].UUID] = true
-		n.pool.Observe(foreignKey(ports[i].UUID), PortAddrs(&ports[i]))
+		n.observePort(foreignKey(ports[i].UUID), &ports[i])
 	}
 	return nil
+}
+
+// reserveMAC takes the request's MAC, or the one derived from its
+// addresses, unless another port on the switch has it. A derived MAC that
+// collides (possible only for IPv6-only addresses, whose last four bytes
+// it copies) is replaced by a random one; a requested one is refused.
+func (n *Network) reserveMAC(req PortRequest, addrs []netip.Prefix) (net.HardwareAddr, error) {
+	if req.MAC != nil {
+		if err := n.macs.reserve(req.Name, req.MAC); err != nil {
+			return nil, fmt.Errorf("requested MAC on network %q: %w; pick another MAC", n.name, err)
+		}
+		return req.MAC, nil
+	}
+	mac := macFor(addrs)
+	for n.macs.reserve(req.Name, mac) != nil {
+		mac = macFor(nil)
+	}
+	return mac, nil
 }
 
 func foreignKey(uuid string) string { return "foreign/" + uuid }

@@ -47,6 +47,9 @@ type Network struct {
 	jobs chan *portJob
 	// relabels feeds the committer of warm ports handed to pods.
 	relabels chan *portJob
+	// macs indexes the MACs in use on the switch, like pool the
+	// addresses.
+	macs *macIndex
 	// foreign marks the ports on the switch that are not ours, whose
 	// addresses the index holds (commit.go, observeForeign). Only the
 	// committer goroutine touches it.
@@ -109,7 +112,7 @@ func (ns *Registry) Lookup(name string) *Network {
 // node's warm ports, offers it to the warm pool.
 func (ns *Registry) PortAdded(lsp *nbdb.LogicalSwitchPort) {
 	if n := ns.Lookup(lsp.ExternalIDs[externalids.Network]); n != nil {
-		n.pool.Observe(lsp.Name, PortAddrs(lsp))
+		n.observePort(lsp.Name, lsp)
 		ns.offerWarm(n, lsp)
 	}
 }
@@ -122,8 +125,8 @@ func (ns *Registry) PortUpdated(old, lsp *nbdb.LogicalSwitchPort) {
 		return
 	}
 	if !slices.Equal(PortAddrs(old), PortAddrs(lsp)) {
-		n.pool.Release(lsp.Name)
-		n.pool.Observe(lsp.Name, PortAddrs(lsp))
+		n.releasePort(lsp.Name)
+		n.observePort(lsp.Name, lsp)
 	}
 	if n.warm != nil && !IsWarm(lsp) {
 		n.warm.forget(lsp.Name)
@@ -133,7 +136,7 @@ func (ns *Registry) PortUpdated(old, lsp *nbdb.LogicalSwitchPort) {
 
 func (ns *Registry) PortDeleted(lsp *nbdb.LogicalSwitchPort) {
 	if n := ns.Lookup(lsp.ExternalIDs[externalids.Network]); n != nil {
-		n.pool.Release(lsp.Name)
+		n.releasePort(lsp.Name)
 		if n.warm != nil {
 			n.warm.drop(lsp.Name)
 		}
@@ -180,7 +183,7 @@ func (ns *Registry) Get(ctx context.Context, conf *netconf.NetConf) (*Network, e
 		}
 		return n, nil
 	}
-	n := &Network{name: conf.Name, fingerprint: fp, conf: conf, nb: ns.nb, foreign: map[string]bool{}, jobs: make(chan *portJob, 1024), relabels: make(chan *portJob, 1024), log: ns.log.With("network", conf.Name)}
+	n := &Network{name: conf.Name, fingerprint: fp, conf: conf, nb: ns.nb, foreign: map[string]bool{}, macs: newMACIndex(), jobs: make(chan *portJob, 1024), relabels: make(chan *portJob, 1024), log: ns.log.With("network", conf.Name)}
 	if ns.opts.WarmPorts > 0 {
 		n.warm = newWarmPool(conf.Name, ns.opts.WarmPorts)
 	}
@@ -212,7 +215,7 @@ func (ns *Registry) Get(ctx context.Context, conf *netconf.NetConf) (*Network, e
 		return nil, err
 	}
 	for i := range ports {
-		n.pool.Observe(ports[i].Name, PortAddrs(&ports[i]))
+		n.observePort(ports[i].Name, &ports[i])
 		ns.offerWarm(n, &ports[i])
 	}
 	if claims := ns.opts.Claims; claims != nil {

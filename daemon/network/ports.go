@@ -35,7 +35,7 @@ func (ns *Registry) DeletePort(ctx context.Context, lsp *nbdb.LogicalSwitchPort)
 		return fmt.Errorf("delete logical switch port %s: %w", cur.Name, err)
 	}
 	if n := ns.Lookup(cur.ExternalIDs[externalids.Network]); n != nil {
-		n.pool.Release(cur.Name)
+		n.releasePort(cur.Name)
 	}
 	return nil
 }
