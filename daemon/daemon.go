@@ -50,6 +50,10 @@ type Config struct {
 	Kubeconfig string
 	// MetricsAddress serves Prometheus /metrics (empty: off).
 	MetricsAddress string
+	// NetworkIdle: a network this node has had no attachment on for this
+	// long is given back (its warm ports, its layer3 subnet claim), and
+	// the last node out removes the network's rows. 0: never.
+	NetworkIdle time.Duration
 	// WarmPorts is how many pre-provisioned logical switch ports the node
 	// keeps per network, so that ADD only binds one (warm.go). 0: none.
 	WarmPorts int
@@ -201,11 +205,13 @@ func (d *Daemon) connect() error {
 func (d *Daemon) build(encapIP netip.Addr) error {
 	d.networks = network.NewRegistry(d.nb, d.cfg.NodeName, d.log, network.Options{
 		WarmPorts: d.cfg.WarmPorts, BoundPorts: d.boundPorts,
+		Idle: d.cfg.NetworkIdle, InUse: func(name string) bool { return len(d.store.IDs(name)) > 0 },
 	}, d.stop)
 	if err := d.buildStore(); err != nil {
 		d.store = nil
 		return err
 	}
+	d.networks.StartJanitor()
 	go d.ovsCommitLoop()
 	d.defaultMTU = d.underlayMTU(encapIP)
 	var err error

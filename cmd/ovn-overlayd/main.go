@@ -31,6 +31,8 @@ func main() {
 	flag.StringVar(&cfg.MetricsAddress, "metrics-address", "127.0.0.1:9476",
 		"address of the Prometheus /metrics endpoint (empty: off); loopback by default, since the daemon runs in the host network and its metrics name networks")
 	flag.IntVar(&cfg.WarmPorts, "warm-ports", 8, "pre-provisioned logical switch ports kept per network on this node, so ADD only binds one (0: off; see docs/performance.md)")
+	flag.DurationVar(&cfg.NetworkIdle, "network-idle", 10*time.Minute,
+		"give back a network this node has had no pod on for this long (its warm ports and layer3 subnet claim; the last node removes the network's rows); 0: never")
 	verbose := flag.Bool("v", false, "debug logging")
 	flag.Parse()
 	// The heap is mostly the OVSDB caches, which live as long as the

@@ -53,14 +53,32 @@ func (n *Network) submit(ctx context.Context, queue chan *portJob, job *portJob)
 	case queue <- job:
 	case <-ctx.Done():
 		return PortResult{Err: ctx.Err()}
+	case <-n.stop:
+		return PortResult{Err: ErrRetired}
 	}
 	// Wait even if ctx ends: the port may be committed, and the caller
 	// must know to undo it.
-	return <-job.result
+	select {
+	case r := <-job.result:
+		return r
+	case <-n.stop:
+		select {
+		case r := <-job.result:
+			return r
+		default:
+			return PortResult{Err: ErrRetired}
+		}
+	}
 }
 
 func (n *Network) commitLoop(nb *ovn.Northbound, queue chan *portJob) {
-	for job := range queue {
+	for {
+		var job *portJob
+		select {
+		case job = <-queue:
+		case <-n.stop:
+			return
+		}
 		batch := []*portJob{job}
 	drain:
 		for len(batch) < maxBatch {

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/ovn-overlay/ovn-overlay/daemon/ipam"
 	"github.com/ovn-overlay/ovn-overlay/daemon/metrics"
@@ -47,6 +49,11 @@ type Network struct {
 	jobs chan *portJob
 	// relabels feeds the committer of warm ports handed to pods.
 	relabels chan *portJob
+	// stop ends the network's committers and warm-port loop when this
+	// node retires it (retire.go); lastUsed (unix nanoseconds) is when an
+	// ADD or CHECK last asked for it.
+	stop     chan struct{}
+	lastUsed atomic.Int64
 	// macs indexes the MACs in use on the switch, like pool the
 	// addresses.
 	macs *macIndex
@@ -80,6 +87,13 @@ type Options struct {
 	// Claims lists a network's persistent-IP claims (IPAMClaims) by key;
 	// nil without Kubernetes.
 	Claims func(network string) map[string][]netip.Addr
+	// Idle is how long a network may go unused by this node before the
+	// node gives back its share (warm ports, layer3 claim), and the last
+	// node removes the network's shared rows (retire.go). 0: never. It
+	// must exceed the longest ADD.
+	Idle time.Duration
+	// InUse reports whether any attachment of this node is on a network.
+	InUse func(network string) bool
 	// BoundPorts names the logical switch ports a local OVS interface is
 	// bound to (iface-id): warm ports among them were handed to an ADD
 	// that died before relabelling, and must not be offered again.
@@ -181,9 +195,10 @@ func (ns *Registry) Get(ctx context.Context, conf *netconf.NetConf) (*Network, e
 		if n.fingerprint != fp {
 			return nil, conflictError(conf, n.conf)
 		}
+		n.lastUsed.Store(time.Now().UnixNano())
 		return n, nil
 	}
-	n := &Network{name: conf.Name, fingerprint: fp, conf: conf, nb: ns.nb, foreign: map[string]bool{}, macs: newMACIndex(), jobs: make(chan *portJob, 1024), relabels: make(chan *portJob, 1024), log: ns.log.With("network", conf.Name)}
+	n := &Network{name: conf.Name, fingerprint: fp, conf: conf, nb: ns.nb, foreign: map[string]bool{}, macs: newMACIndex(), stop: make(chan struct{}), jobs: make(chan *portJob, 1024), relabels: make(chan *portJob, 1024), log: ns.log.With("network", conf.Name)}
 	if ns.opts.WarmPorts > 0 {
 		n.warm = newWarmPool(conf.Name, ns.opts.WarmPorts)
 	}
@@ -225,6 +240,7 @@ func (ns *Registry) Get(ctx context.Context, conf *netconf.NetConf) (*Network, e
 	}
 	go n.commitLoop(ns.nb, n.jobs)
 	go n.commitLoop(ns.nb, n.relabels)
+	n.lastUsed.Store(time.Now().UnixNano())
 	ns.startWarm(n)
 	return n, nil
 }

@@ -219,6 +219,8 @@ func (ns *Registry) warmLoop(n *Network) {
 		case <-timer.C:
 		case <-ns.stop:
 			return
+		case <-n.stop:
+			return
 		}
 		next := warmRecheck
 		if err := ns.refillWarm(n); err != nil {
