@@ -23,6 +23,26 @@ func (n *Node) StartDaemon(binary string, extraArgs ...string) (*Process, error)
 // StartDaemonAs runs a daemon on the node's OVS under another node name and
 // socket: tests use it to stand in for a node that is not simulated.
 func (n *Node) StartDaemonAs(binary, nodeName, sock string, extraArgs ...string) (*Process, error) {
+	p, err := n.startDaemon(binary, nodeName, sock, extraArgs)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitForFile(sock, p, startTimeout); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// StartDaemonNoWait is StartDaemon without waiting for the CNI socket: it
+// returns as soon as the process runs. Tests of start-up ordering use it,
+// e.g. a daemon started while the NB is down (Cluster.StopDB), which must
+// come up and serve once the NB is back; they wait for DaemonSocket
+// themselves. The process is tracked and stopped like any other.
+func (n *Node) StartDaemonNoWait(binary string, extraArgs ...string) (*Process, error) {
+	return n.startDaemon(binary, n.Name, n.DaemonSocket(), extraArgs)
+}
+
+func (n *Node) startDaemon(binary, nodeName, sock string, extraArgs []string) (*Process, error) {
 	// A socket file left by a killed daemon would look like readiness.
 	_ = os.Remove(sock)
 	args := append([]string{binary,
@@ -32,14 +52,7 @@ func (n *Node) StartDaemonAs(binary, nodeName, sock string, extraArgs ...string)
 		"--ovs-address=" + n.OVS,
 		"--socket=" + sock,
 	}, extraArgs...)
-	p, err := n.cluster.Start(nodeName+"-ovn-overlayd", n.Netns, nil, args...)
-	if err != nil {
-		return nil, err
-	}
-	if err := waitForFile(sock, p, startTimeout); err != nil {
-		return nil, err
-	}
-	return p, nil
+	return n.cluster.Start(nodeName+"-ovn-overlayd", n.Netns, nil, args...)
 }
 
 // DaemonSocket is where the node's daemon serves CNI.

@@ -39,6 +39,11 @@ type Options struct {
 	UnderlayMTU int
 	// Progress receives one line per bring-up step. May be nil.
 	Progress io.Writer
+	// ClusteredDBs runs the central NB and SB each as a 3-member RAFT
+	// cluster (members 0, 1, 2) instead of one standalone ovsdb-server, so
+	// tests can kill a leader and watch clients fail over. Central.NB and
+	// Central.SB then list the three members' client endpoints.
+	ClusteredDBs bool
 }
 
 // Cluster is a running sandbox.
@@ -53,11 +58,17 @@ type Cluster struct {
 	mu         sync.Mutex
 	procs      []*Process
 	netnses    []string
+	// dbs holds the central database servers by "nb"/"sb": one member when
+	// standalone, three when clustered. The fault controls restart them.
+	dbs map[string][]*service
 }
 
 // Central is the OVN control plane's address book.
 type Central struct {
-	// NB and SB are OVSDB endpoints ("unix:/path").
+	// NB and SB are OVSDB endpoints ("unix:/path"). With
+	// Options.ClusteredDBs each is the comma-separated list of the three
+	// members' endpoints ("unix:/a,unix:/b,unix:/c"), a form ovn-northd,
+	// ovn-controller's ovn-remote and ovn-nbctl/ovn-sbctl --db= all accept.
 	NB, SB string
 }
 
@@ -74,6 +85,9 @@ type Node struct {
 	OVS string
 
 	cluster *Cluster
+	// The node's OVN/OVS daemons, kept so the fault controls can stop and
+	// restart them with the same arguments.
+	ovsdb, vswitchd, controller *service
 }
 
 const (
@@ -109,10 +123,13 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	} else if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	c = &Cluster{Prefix: opts.Prefix, Dir: opts.Dir, opts: opts}
+	c = &Cluster{Prefix: opts.Prefix, Dir: opts.Dir, opts: opts, dbs: map[string][]*service{}}
+	// Not the named result: `return nil, err` has cleared that by the time
+	// this runs, and the processes started so far must still be stopped.
+	started := c
 	defer func() {
 		if err != nil {
-			c.Stop()
+			started.Stop()
 		}
 	}()
 	begin := time.Now()
@@ -168,25 +185,26 @@ func (c *Cluster) addNetns(name string) error {
 	return nil
 }
 
-func (c *Cluster) startOVSDB(name, netns, dir, schema, db string) (string, error) {
+func (c *Cluster) startOVSDB(name, netns, dir, schema, db string) (*service, error) {
 	dbPath := filepath.Join(dir, db)
 	if _, err := run("", "ovsdb-tool", "create", dbPath, schema); err != nil {
-		return "", err
+		return nil, err
 	}
 	sock := filepath.Join(dir, name+".sock")
-	p, err := c.Start(name, netns, nil, "ovsdb-server", dbPath,
-		"--remote=punix:"+sock,
-		"--unixctl="+filepath.Join(dir, name+".ctl"),
-		"--pidfile="+filepath.Join(dir, name+".pid"),
-		"--log-file="+filepath.Join(dir, name+".ovsdb.log"),
-		"-vconsole:off")
-	if err != nil {
-		return "", err
+	s := &service{
+		name: name, netns: netns, ready: sock, endpoint: "unix:" + sock,
+		ctl: filepath.Join(dir, name+".ctl"),
+		argv: []string{"ovsdb-server", dbPath,
+			"--remote=punix:" + sock,
+			"--unixctl=" + filepath.Join(dir, name+".ctl"),
+			"--pidfile=" + filepath.Join(dir, name+".pid"),
+			"--log-file=" + filepath.Join(dir, name+".ovsdb.log"),
+			"-vconsole:off"},
 	}
-	if err := waitForFile(sock, p, startTimeout); err != nil {
-		return "", err
+	if err := c.startService(s, true); err != nil {
+		return nil, err
 	}
-	return "unix:" + sock, nil
+	return s, nil
 }
 
 func (c *Cluster) startCentral() error {
@@ -194,14 +212,29 @@ func (c *Cluster) startCentral() error {
 	if err := c.addNetns(ns); err != nil {
 		return err
 	}
-	var err error
-	if c.Central.NB, err = c.startOVSDB("central-nb", ns, c.Dir, nbSchema, "ovnnb.db"); err != nil {
-		return err
+	if c.opts.ClusteredDBs {
+		for _, db := range []string{"nb", "sb"} {
+			members, err := c.startDBCluster(db, ns)
+			if err != nil {
+				return err
+			}
+			c.dbs[db] = members
+		}
+	} else {
+		nb, err := c.startOVSDB("central-nb", ns, c.Dir, nbSchema, "ovnnb.db")
+		if err != nil {
+			return err
+		}
+		c.dbs["nb"] = []*service{nb}
+		sb, err := c.startOVSDB("central-sb", ns, c.Dir, sbSchema, "ovnsb.db")
+		if err != nil {
+			return err
+		}
+		c.dbs["sb"] = []*service{sb}
 	}
-	if c.Central.SB, err = c.startOVSDB("central-sb", ns, c.Dir, sbSchema, "ovnsb.db"); err != nil {
-		return err
-	}
-	_, err = c.Start("central-northd", ns, nil, "ovn-northd",
+	c.Central.NB = endpoints(c.dbs["nb"])
+	c.Central.SB = endpoints(c.dbs["sb"])
+	_, err := c.Start("central-northd", ns, nil, "ovn-northd",
 		"--ovnnb-db="+c.Central.NB, "--ovnsb-db="+c.Central.SB,
 		"--pidfile="+filepath.Join(c.Dir, "northd.pid"),
 		"--log-file="+filepath.Join(c.Dir, "northd.ovn.log"),
@@ -253,9 +286,10 @@ func (c *Cluster) startNode(i int) error {
 		return err
 	}
 	var err error
-	if n.OVS, err = c.startOVSDB(n.Name+"-ovsdb", n.Netns, n.Dir, vswitchSchema, "conf.db"); err != nil {
+	if n.ovsdb, err = c.startOVSDB(n.Name+"-ovsdb", n.Netns, n.Dir, vswitchSchema, "conf.db"); err != nil {
 		return err
 	}
+	n.OVS = n.ovsdb.endpoint
 	vsctl := func(args ...string) error {
 		_, err := run(n.Netns, append([]string{"ovs-vsctl", "--db=" + n.OVS, "--timeout=20"}, args...)...)
 		return err
@@ -274,15 +308,16 @@ func (c *Cluster) startNode(i int) error {
 		return err
 	}
 	env := []string{"OVS_RUNDIR=" + n.Dir, "OVN_RUNDIR=" + n.Dir}
-	vswitchd, err := c.Start(n.Name+"-vswitchd", n.Netns, env, "ovs-vswitchd", n.OVS,
-		"--pidfile="+filepath.Join(n.Dir, "vswitchd.pid"),
-		"--log-file="+filepath.Join(n.Dir, "vswitchd.ovs.log"),
-		"--unixctl="+filepath.Join(n.Dir, "vswitchd.ctl"),
-		"-vconsole:off")
-	if err != nil {
-		return err
-	}
-	if err := waitForFile(filepath.Join(n.Dir, "vswitchd.pid"), vswitchd, startTimeout); err != nil {
+	// The pid files double as readiness: both daemons write them once they
+	// have daemonized.
+	n.vswitchd = &service{name: n.Name + "-vswitchd", netns: n.Netns, env: env,
+		ready: filepath.Join(n.Dir, "vswitchd.pid"),
+		argv: []string{"ovs-vswitchd", n.OVS,
+			"--pidfile=" + filepath.Join(n.Dir, "vswitchd.pid"),
+			"--log-file=" + filepath.Join(n.Dir, "vswitchd.ovs.log"),
+			"--unixctl=" + filepath.Join(n.Dir, "vswitchd.ctl"),
+			"-vconsole:off"}}
+	if err := c.startService(n.vswitchd, true); err != nil {
 		return err
 	}
 	// Without --no-wait, ovs-vsctl returns once ovs-vswitchd has created the
@@ -295,28 +330,41 @@ func (c *Cluster) startNode(i int) error {
 		"--", "add-port", "br-phy", "ul0"); err != nil {
 		return err
 	}
-	// The node IP lives on br-phy's internal device: that is how the
-	// userspace datapath's tunnel routing table finds the egress bridge.
+	if err := n.addressUnderlay(); err != nil {
+		return err
+	}
+	// ovn-controller 23.03 rejects --unixctl: OVN_RUNDIR places its
+	// control socket instead (ovn-controller.<pid>.ctl in n.Dir).
+	n.controller = &service{name: n.Name + "-ovn-controller", netns: n.Netns, env: env,
+		ready: filepath.Join(n.Dir, "ovn-controller.pid"),
+		argv: []string{"ovn-controller", n.OVS,
+			"--pidfile=" + filepath.Join(n.Dir, "ovn-controller.pid"),
+			"--log-file=" + filepath.Join(n.Dir, "ovn-controller.ovn.log"),
+			"-vconsole:off"}}
+	if err := c.startService(n.controller, true); err != nil {
+		return err
+	}
+	c.Nodes = append(c.Nodes, n)
+	c.progress("%s: netns %s, encap IP %s, OVS %s", n.Name, n.Netns, n.IP, n.OVS)
+	return nil
+}
+
+// addressUnderlay puts the node IP on br-phy's internal device and brings
+// it up: that is how the userspace datapath's tunnel routing table finds the
+// egress bridge. It is idempotent ("replace") so RestartVSwitchd can apply
+// it again: OVS 3.1 makes the internal tap persistent, so the address
+// normally survives a restart (measured: the device goes DOWN while
+// ovs-vswitchd is gone and the new one brings it UP), but a device that was
+// re-created would come back bare.
+func (n *Node) addressUnderlay() error {
 	for _, args := range [][]string{
-		{"ip", "link", "set", "br-phy", "mtu", fmt.Sprint(c.opts.UnderlayMTU), "up"},
-		{"ip", "addr", "add", fmt.Sprintf("%s/%d", n.IP, underlayNet.Bits()), "dev", "br-phy"},
+		{"ip", "link", "set", "br-phy", "mtu", fmt.Sprint(n.cluster.opts.UnderlayMTU), "up"},
+		{"ip", "addr", "replace", fmt.Sprintf("%s/%d", n.IP, underlayNet.Bits()), "dev", "br-phy"},
 	} {
 		if _, err := run(n.Netns, args...); err != nil {
 			return err
 		}
 	}
-	controller, err := c.Start(n.Name+"-ovn-controller", n.Netns, env, "ovn-controller", n.OVS,
-		"--pidfile="+filepath.Join(n.Dir, "ovn-controller.pid"),
-		"--log-file="+filepath.Join(n.Dir, "ovn-controller.ovn.log"),
-		"-vconsole:off")
-	if err != nil {
-		return err
-	}
-	if err := waitForFile(filepath.Join(n.Dir, "ovn-controller.pid"), controller, startTimeout); err != nil {
-		return err
-	}
-	c.Nodes = append(c.Nodes, n)
-	c.progress("%s: netns %s, encap IP %s, OVS %s", n.Name, n.Netns, n.IP, n.OVS)
 	return nil
 }
 
