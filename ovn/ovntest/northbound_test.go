@@ -457,16 +457,12 @@ func TestApplyPortsAddressSetCreateRace(t *testing.T) {
 		t.Fatal("both writers created the address set")
 	}
 	t.Logf("losing writer's error: %v", lost)
-	// ovn.transact maps a "constraint violation" to ErrConflict only if
-	// its details contain "duplicate". Neither the in-memory server ("...
-	// would cause rows in the "Address_Set" table to have identical
-	// values ...") nor ovsdb-server 3.1 ("Transaction causes multiple rows
-	// in "Address_Set" table to have identical values ...") says so, so
-	// the loser gets a plain error, not a retryable conflict.
-	if errors.Is(lost, ovn.ErrConflict) {
-		t.Log("the losing writer got ErrConflict: the index violation is now mapped to a conflict")
-	} else if !strings.Contains(lost.Error(), "constraint violation") {
-		t.Fatalf("losing writer: %v, want a constraint violation", lost)
+	// Two nodes creating one namespace's address set is a race, not an
+	// error: the loser must get a retryable conflict (the index violation
+	// on Address_Set's name), and retry on a fresh cache. Before, it got
+	// a plain error (code 999 for its ADD and its batch-mates).
+	if !errors.Is(lost, ovn.ErrConflict) {
+		t.Fatalf("losing writer: %v, want an error wrapping ovn.ErrConflict", lost)
 	}
 	if got := addresses(t, endpoint, "as-l2"); len(got) != 1 {
 		t.Fatalf("addresses %v, want the winner's only", got)
