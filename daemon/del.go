@@ -11,6 +11,9 @@ import (
 // failed, after the pod's netns is gone, or with a config that no longer
 // validates.
 func (d *Daemon) Del(ctx context.Context, req cniproto.Request) error {
+	if err := noNUL(req); err != nil {
+		return err
+	}
 	name, err := networkNameForDel(req.Config)
 	if err != nil {
 		return err

@@ -25,7 +25,8 @@ func toCNIError(err error) *types.Error {
 	}
 	var fieldErr *netconf.FieldError
 	switch {
-	case errors.As(err, &fieldErr), errors.Is(err, network.ErrConflictingConfig), errors.Is(err, network.ErrNotSupported), errors.Is(err, kube.ErrInvalidNAD):
+	case errors.As(err, &fieldErr), errors.Is(err, network.ErrConflictingConfig), errors.Is(err, network.ErrNotSupported), errors.Is(err, kube.ErrInvalidNAD),
+		errors.Is(err, network.ErrInvalidRequest):
 		return types.NewError(types.ErrInvalidNetworkConfig, err.Error(), "")
 	case errors.Is(err, errBadEnv):
 		return types.NewError(types.ErrInvalidEnvironmentVariables, err.Error(), "")

@@ -15,6 +15,9 @@ import (
 // GC removes this node's attachments of the network that the runtime does
 // not list in cni.dev/valid-attachments (CNI 1.1).
 func (d *Daemon) GC(ctx context.Context, req cniproto.Request) error {
+	if err := noNUL(req); err != nil {
+		return err
+	}
 	conf, err := netconf.Parse(req.Config)
 	if err != nil {
 		return err

@@ -1,9 +1,11 @@
 package daemon
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/ovn-overlay/ovn-overlay/cniproto"
 	"github.com/ovn-overlay/ovn-overlay/daemon/attachment"
@@ -26,6 +28,9 @@ type request struct {
 
 // parseRequest validates the config, CNI_ARGS and the identity.
 func parseRequest(req cniproto.Request) (*request, error) {
+	if err := noNUL(req); err != nil {
+		return nil, err
+	}
 	conf, err := netconf.Parse(req.Config)
 	if err != nil {
 		return nil, err
@@ -41,15 +46,60 @@ func parseRequest(req cniproto.Request) (*request, error) {
 	return &request{id: id, conf: conf, args: args, netns: req.Netns}, nil
 }
 
-// identity is the request's attachment identity.
-func identity(networkName string, req cniproto.Request) (attachment.ID, error) {
-	if req.ContainerID == "" {
-		return attachment.ID{}, fmt.Errorf("%w: CNI_CONTAINERID is empty", errBadEnv)
+// maxContainerID bounds CNI_CONTAINERID: runtimes use 64 hex digits.
+const maxContainerID = 256
+
+// noNUL refuses NUL characters anywhere in a request's strings: no valid
+// name, path or value holds one, and ovsdb-server drops a connection that
+// sends one (failing every other request on it).
+func noNUL(req cniproto.Request) error {
+	for name, v := range map[string]string{"CNI_NETNS": req.Netns, "CNI_ARGS": req.Args, "CNI_CONTAINERID": req.ContainerID, "CNI_IFNAME": req.IfName} {
+		if strings.ContainsRune(v, 0) {
+			return fmt.Errorf("%w: %s contains a NUL character", errBadEnv, name)
+		}
 	}
-	if req.IfName == "" {
-		return attachment.ID{}, fmt.Errorf("%w: CNI_IFNAME is empty", errBadEnv)
+	if bytes.Contains(bytes.ToLower(req.Config), []byte(`\u0000`)) {
+		return &netconf.FieldError{Field: "config", Problem: "contains a NUL character (\\u0000)", Fix: "remove it"}
+	}
+	return nil
+}
+
+// identity is the request's attachment identity, checked as the CNI spec
+// defines its parts: what the runtime's library would refuse is refused
+// here too, before any of it reaches a database or the kernel (a NUL, for
+// one, makes ovsdb-server drop the whole connection).
+func identity(networkName string, req cniproto.Request) (attachment.ID, error) {
+	if err := validContainerID(req.ContainerID); err != nil {
+		return attachment.ID{}, fmt.Errorf("%w: CNI_CONTAINERID %w", errBadEnv, err)
+	}
+	if err := netns.ValidateIfName(req.IfName); err != nil {
+		return attachment.ID{}, fmt.Errorf("%w: CNI_IFNAME %w; use a kernel interface name such as \"net1\"", errBadEnv, err)
 	}
 	return attachment.ID{Network: networkName, ContainerID: req.ContainerID, IfName: req.IfName}, nil
+}
+
+// validContainerID: non-empty, letters, digits, '_', '.' and '-' only (the
+// CNI spec's alphabet), at most maxContainerID bytes.
+func validContainerID(id string) error {
+	switch {
+	case id == "":
+		return errors.New("is empty")
+	case len(id) > maxContainerID:
+		return fmt.Errorf("is %d bytes long; at most %d", len(id), maxContainerID)
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return fmt.Errorf("%q contains %q; only letters, digits, '_', '.' and '-' are allowed", truncated(id), c)
+		}
+	}
+	return nil
+}
+
+func truncated(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "..."
+	}
+	return s
 }
 
 // checkTopology rejects topologies that parse but are not implemented yet,

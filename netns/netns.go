@@ -723,6 +723,9 @@ func validate(a Attachment) error {
 	return nil
 }
 
+// ValidateIfName checks an interface name the way the kernel will.
+func ValidateIfName(name string) error { return validateIfName(name) }
+
 func validateIfName(name string) error {
 	switch {
 	case name == "":
@@ -731,8 +734,8 @@ func validateIfName(name string) error {
 		return fmt.Errorf("%q is longer than %d bytes", name, unix.IFNAMSIZ-1)
 	case name == "." || name == "..":
 		return fmt.Errorf("%q is reserved", name)
-	case strings.ContainsAny(name, "/: \t\n\v\f\r"):
-		return fmt.Errorf("%q contains '/', ':' or whitespace", name)
+	case strings.ContainsAny(name, "/: \t\n\v\f\r\x00"):
+		return fmt.Errorf("%q contains '/', ':', whitespace or NUL", name)
 	}
 	return nil
 }

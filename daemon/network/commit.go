@@ -283,7 +283,7 @@ func (n *Network) observeForeign(ctx context.Context, nb *ovn.Northbound, ls *nb
 func (n *Network) reserveMAC(req PortRequest, addrs []netip.Prefix) (net.HardwareAddr, error) {
 	if req.MAC != nil {
 		if err := n.macs.reserve(req.Name, req.MAC); err != nil {
-			return nil, fmt.Errorf("requested MAC on network %q: %w; pick another MAC", n.name, err)
+			return nil, fmt.Errorf("%w: requested MAC on network %q: %w; pick another MAC", ErrInvalidRequest, n.name, err)
 		}
 		return req.MAC, nil
 	}

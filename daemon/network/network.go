@@ -304,15 +304,15 @@ func (n *Network) reserve(req PortRequest) ([]netip.Prefix, error) {
 		addrs := make([]netip.Addr, len(static))
 		for i, p := range static {
 			if n.hasRanges() && !n.pool.Allocatable(p.Addr()) {
-				return nil, fmt.Errorf("requested address %s is outside network %q's subnets on this node or inside excludeSubnets; pick an address from %s", p, n.name, n.rangeList())
+				return nil, fmt.Errorf("%w: requested address %s is outside network %q's subnets on this node or inside excludeSubnets; pick an address from %s", ErrInvalidRequest, p, n.name, n.rangeList())
 			}
 			addrs[i] = p.Addr()
 		}
 		if err := n.pool.Reserve(req.Name, req.Claim, addrs); err != nil {
 			if n.heldByWarmPort(addrs) {
-				return nil, fmt.Errorf("requested address on network %q: %w; that is a pre-provisioned (warm) port of another node, kept for its next pod: pick another address, or run the daemons with --warm-ports=0 on networks where pods choose their addresses", n.name, err)
+				return nil, fmt.Errorf("%w: requested address on network %q: %w; that is a pre-provisioned (warm) port of another node, kept for its next pod: pick another address, or run the daemons with --warm-ports=0 on networks where pods choose their addresses", ErrInvalidRequest, n.name, err)
 			}
-			return nil, fmt.Errorf("requested address on network %q: %w", n.name, err)
+			return nil, fmt.Errorf("%w: requested address on network %q: %w", ErrInvalidRequest, n.name, err)
 		}
 		return static, nil
 	}
@@ -426,6 +426,12 @@ func PortMAC(lsp *nbdb.LogicalSwitchPort) (net.HardwareAddr, error) {
 	}
 	return nil, fmt.Errorf("logical switch port %s has no MAC in addresses", lsp.Name)
 }
+
+// ErrInvalidRequest marks requests the network cannot honour as asked: a
+// static address outside its subnets or already in use, a MAC in use. The
+// runtime gets CNI error 7 (the request's runtimeConfig or CNI_ARGS is
+// part of the network config it passed).
+var ErrInvalidRequest = errors.New("invalid request")
 
 // ErrNotSupported marks configs that parse but ask for something this
 // release does not implement yet.
