@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"strings"
 	"sync"
 	"time"
@@ -10,10 +11,11 @@ import (
 	"github.com/ovn-overlay/ovn-overlay/cniproto"
 )
 
-// statusProbe bounds each look at a connection: libovsdb's Connected waits
-// for a lock its reconnect loop holds while it tries endpoints, and a
-// runtime's STATUS must not wait for an outage to end. A connection that
-// does not answer in time is reconnecting: not connected.
+// statusProbe bounds each look at a connection. A connection counts as up
+// only if its server answers an echo within it: libovsdb's own connected
+// flag stays true while the client reconnects (the fault suite saw STATUS
+// report ready through a whole NB outage), and a runtime's STATUS must not
+// wait for an outage to end.
 const statusProbe = 300 * time.Millisecond
 
 // Status tells the runtime whether ADD can succeed now (CNI 1.1 STATUS):
@@ -24,13 +26,20 @@ func (d *Daemon) Status() error {
 	default:
 		return notAvailable([]string{*d.waiting.Load()})
 	}
+	echo := func(alive func(context.Context) bool) func() bool {
+		return func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), statusProbe)
+			defer cancel()
+			return alive(ctx)
+		}
+	}
 	checks := []struct {
 		ok      func() bool
 		problem string
 	}{
-		{d.nb.Connected, "not connected to the OVN Northbound database"},
-		{d.sb.Connected, "not connected to the OVN Southbound database"},
-		{d.ovs.Connected, "not connected to the local Open_vSwitch database"},
+		{echo(d.nb.Alive), "not connected to the OVN Northbound database"},
+		{echo(d.sb.Alive), "not connected to the OVN Southbound database"},
+		{echo(d.ovs.Alive), "not connected to the local Open_vSwitch database"},
 		{d.sb.ChassisRegistered, "ovn-controller has not registered this node's chassis in the Southbound database"},
 	}
 	failed := make([]bool, len(checks))

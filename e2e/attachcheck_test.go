@@ -1,42 +1,21 @@
 package e2e
 
-// Black-box inspection of attachments for the TestAttachment* suite.
-//
-// Nothing here assumes how the daemon names its objects. Attachments are
-// found by external_ids only:
-//   - logical switch ports: ovn-overlay/network, ovn-overlay/container-id,
-//     ovn-overlay/ifname (warm ports: ovn-overlay/warm=true);
-//   - OVS interfaces: ovn-overlay/owner=ovn-overlay plus, when present,
-//     ovn-overlay/network, ovn-overlay/container-id, ovn-overlay/ifname;
-//     an owned interface without those keys is attributed through its
-//     external_ids:iface-id to the logical switch port it is bound to;
-//   - host veths: the node's veths, compared with a baseline taken when the
-//     test started, minus the OVS interfaces of live attachments.
-// The query functions return errors instead of calling t.Fatal so that
-// they can run on goroutines other than the test's.
+// Black-box inspection of attachments for the TestAttachment* suite: thin
+// wrappers over internal/attachcheck (which the faults suite shares) bound
+// to the package's sandbox, cluster. See that package for what is checked.
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/netip"
 	"os"
-	"slices"
-	"sort"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/ovn-overlay/ovn-overlay/e2e/internal/attachcheck"
 	"github.com/ovn-overlay/ovn-overlay/sandbox"
 )
 
-const (
-	ownerKey         = "ovn-overlay/owner"
-	ownerValue       = "ovn-overlay"
-	addrSetNSKey     = "ovn-overlay/namespace"
-	defaultPodNS     = "default"
-	attachIfaceIDKey = "iface-id"
-)
+const defaultPodNS = attachcheck.DefaultPodNS
 
 // liveAtt is an attachment that should exist: its CNI identity and the pod
 // (netns, node) it lives in.
@@ -45,8 +24,6 @@ type liveAtt struct {
 	ContainerID string
 	IfName      string
 }
-
-func (a liveAtt) key() attKey { return attKey{a.ContainerID, a.IfName} }
 
 // attKey is an attachment's identity within one network.
 type attKey struct{ ContainerID, IfName string }
@@ -59,581 +36,83 @@ type netLive struct {
 	Live    []liveAtt
 }
 
-// ovsIface is an OVS Interface row the project owns.
-type ovsIface struct {
-	Name        string
-	ExternalIDs map[string]string
-}
+// ipLink is one `ip -j link` entry.
+type ipLink struct{ attachcheck.IPLink }
 
-// ---- raw readers (no t.Fatal) ----
+func (l ipLink) up() bool { return l.Up() }
 
-func runNB(args ...string) (string, error) {
-	out, err := sandbox.RunIn(cluster.Nodes[0].Netns, append([]string{"ovn-nbctl", "--db=" + cluster.Central.NB}, args...)...)
-	return strings.TrimSpace(out), err
-}
+type (
+	baseline    = attachcheck.Baseline
+	checkReport = attachcheck.Report
+)
 
-type ovsdbTable struct {
-	Headings []string            `json:"headings"`
-	Data     [][]json.RawMessage `json:"data"`
-}
+func runNB(args ...string) (string, error) { return attachcheck.RunNB(cluster, args...) }
 
-func decodeSet(raw json.RawMessage) ([]string, error) {
-	var atom string
-	if json.Unmarshal(raw, &atom) == nil {
-		return []string{atom}, nil
+func lsps(ps []attachcheck.LSP, err error) ([]lsp, error) {
+	out := make([]lsp, len(ps))
+	for i, p := range ps {
+		out[i] = lsp(p)
 	}
-	var num float64
-	if json.Unmarshal(raw, &num) == nil {
-		return []string{fmt.Sprint(num)}, nil
-	}
-	var set []json.RawMessage
-	if err := json.Unmarshal(raw, &set); err != nil || len(set) != 2 {
-		return nil, fmt.Errorf("not an OVSDB set: %s", raw)
-	}
-	var tag string
-	_ = json.Unmarshal(set[0], &tag)
-	if tag == "uuid" {
-		var u string
-		_ = json.Unmarshal(set[1], &u)
-		return []string{u}, nil
-	}
-	if tag != "set" {
-		return nil, fmt.Errorf("not an OVSDB set: %s", raw)
-	}
-	var elems []json.RawMessage
-	if err := json.Unmarshal(set[1], &elems); err != nil {
-		return nil, fmt.Errorf("OVSDB set %s: %w", raw, err)
-	}
-	var out []string
-	for _, e := range elems {
-		var s string
-		if json.Unmarshal(e, &s) == nil {
-			out = append(out, s)
-			continue
-		}
-		var n float64
-		if json.Unmarshal(e, &n) == nil {
-			out = append(out, fmt.Sprint(n))
-		}
-	}
-	return out, nil
-}
-
-func decodeMap(raw json.RawMessage) (map[string]string, error) {
-	var m []json.RawMessage
-	var pairs [][2]string
-	if err := json.Unmarshal(raw, &m); err != nil || len(m) != 2 || string(m[0]) != `"map"` {
-		return nil, fmt.Errorf("not an OVSDB map: %s", raw)
-	}
-	if err := json.Unmarshal(m[1], &pairs); err != nil {
-		return nil, fmt.Errorf("OVSDB map %s: %w", raw, err)
-	}
-	out := map[string]string{}
-	for _, kv := range pairs {
-		out[kv[0]] = kv[1]
-	}
-	return out, nil
-}
-
-// queryLSPs reads logical switch ports matching ovn-nbctl find conditions.
-func queryLSPs(conditions ...string) ([]lsp, error) {
-	out, err := runNB(append([]string{"--format=json", "--columns=name,addresses,port_security,external_ids",
-		"find", "Logical_Switch_Port"}, conditions...)...)
-	if err != nil {
-		return nil, err
-	}
-	var table ovsdbTable
-	if err := json.Unmarshal([]byte(out), &table); err != nil {
-		return nil, fmt.Errorf("ovn-nbctl printed %q: %w", out, err)
-	}
-	var ports []lsp
-	for _, row := range table.Data {
-		if len(row) != 4 {
-			return nil, fmt.Errorf("ovn-nbctl row %s: want 4 columns", row)
-		}
-		var p lsp
-		if err := json.Unmarshal(row[0], &p.Name); err != nil {
-			return nil, err
-		}
-		if p.Addresses, err = decodeSet(row[1]); err != nil {
-			return nil, err
-		}
-		if p.PortSecurity, err = decodeSet(row[2]); err != nil {
-			return nil, err
-		}
-		if p.ExternalIDs, err = decodeMap(row[3]); err != nil {
-			return nil, err
-		}
-		ports = append(ports, p)
-	}
-	return ports, nil
+	return out, err
 }
 
 // networkLSPs reads every logical switch port of a network, warm included.
 func networkLSPs(network string) ([]lsp, error) {
-	return queryLSPs(fmt.Sprintf(`external_ids:"%s"="%s"`, networkKey, network))
+	return lsps(attachcheck.NetworkLSPs(cluster, network))
 }
 
 // attachmentLSPs are the non-warm ports of a network carrying the identity.
 func attachmentLSPs(network string, k attKey) ([]lsp, error) {
-	ports, err := queryLSPs(fmt.Sprintf(`external_ids:"%s"="%s"`, networkKey, network),
-		fmt.Sprintf(`external_ids:"%s"="%s"`, containerIDKey, k.ContainerID),
-		fmt.Sprintf(`external_ids:"%s"="%s"`, ifNameKey, k.IfName))
-	if err != nil {
-		return nil, err
-	}
-	var out []lsp
-	for _, p := range ports {
-		if !isWarmLSP(p) {
-			out = append(out, p)
-		}
-	}
-	return out, nil
-}
-
-// ownedIfaces reads the OVS interfaces carrying the project's owner key on n.
-func ownedIfaces(n *sandbox.Node) ([]ovsIface, error) {
-	out, err := n.Run("ovs-vsctl", "--db="+n.OVS, "--format=json", "--columns=name,external_ids",
-		"find", "Interface", fmt.Sprintf(`external_ids:"%s"="%s"`, ownerKey, ownerValue))
-	if err != nil {
-		return nil, err
-	}
-	var table ovsdbTable
-	if err := json.Unmarshal([]byte(out), &table); err != nil {
-		return nil, fmt.Errorf("ovs-vsctl printed %q: %w", out, err)
-	}
-	var ifaces []ovsIface
-	for _, row := range table.Data {
-		if len(row) != 2 {
-			return nil, fmt.Errorf("ovs-vsctl row %s: want 2 columns", row)
-		}
-		var i ovsIface
-		if err := json.Unmarshal(row[0], &i.Name); err != nil {
-			return nil, err
-		}
-		if i.ExternalIDs, err = decodeMap(row[1]); err != nil {
-			return nil, err
-		}
-		ifaces = append(ifaces, i)
-	}
-	return ifaces, nil
-}
-
-// ifaceOwner attributes an owned OVS interface to (network, identity): by
-// its own identity keys, else by the logical switch port its iface-id
-// names. warmBound is true when it is bound to a port still marked warm.
-func ifaceOwner(i ovsIface, lspsByName map[string]lsp) (network string, k attKey, warmBound, ok bool) {
-	if nw := i.ExternalIDs[networkKey]; nw != "" && i.ExternalIDs[containerIDKey] != "" {
-		return nw, attKey{i.ExternalIDs[containerIDKey], i.ExternalIDs[ifNameKey]}, false, true
-	}
-	p, found := lspsByName[i.ExternalIDs[attachIfaceIDKey]]
-	if !found {
-		return "", attKey{}, false, false
-	}
-	if isWarmLSP(p) {
-		return p.ExternalIDs[networkKey], attKey{}, true, true
-	}
-	return p.ExternalIDs[networkKey], attKey{p.ExternalIDs[containerIDKey], p.ExternalIDs[ifNameKey]}, false, true
+	return lsps(attachcheck.AttachmentLSPs(cluster, network, attachcheck.Key(k)))
 }
 
 // attachmentIfaces finds the OVS interfaces of one attachment on node n.
 func attachmentIfaces(n *sandbox.Node, network string, k attKey) ([]string, error) {
-	ifaces, err := ownedIfaces(n)
-	if err != nil {
-		return nil, err
-	}
-	ports, err := attachmentLSPs(network, k)
-	if err != nil {
-		return nil, err
-	}
-	byName := map[string]lsp{}
-	for _, p := range ports {
-		byName[p.Name] = p
-	}
-	var out []string
-	for _, i := range ifaces {
-		if nw, ik, _, ok := ifaceOwner(i, byName); ok && nw == network && ik == k {
-			out = append(out, i.Name)
-		}
-	}
-	return out, nil
-}
-
-// ipLink is one `ip -j link` entry.
-type ipLink struct {
-	IfIndex   int      `json:"ifindex"`
-	IfName    string   `json:"ifname"`
-	Flags     []string `json:"flags"`
-	OperState string   `json:"operstate"`
-	Address   string   `json:"address"`
-	LinkType  string   `json:"link_type"`
-	Info      struct {
-		Kind string `json:"info_kind"`
-	} `json:"linkinfo"`
-}
-
-func (l ipLink) up() bool { return slices.Contains(l.Flags, "UP") && l.OperState != "DOWN" }
-
-func (l ipLink) String() string {
-	return fmt.Sprintf("%s(#%d flags=%s operstate=%s)", l.IfName, l.IfIndex, strings.Join(l.Flags, ","), l.OperState)
+	return attachcheck.AttachmentIfaces(cluster, n, network, attachcheck.Key(k))
 }
 
 // links runs `ip -d -j link show args...` in netns.
 func links(netns string, args ...string) ([]ipLink, error) {
-	out, err := sandbox.RunIn(netns, append([]string{"ip", "-d", "-j", "link", "show"}, args...)...)
-	if err != nil {
-		return nil, err
+	ls, err := attachcheck.Links(netns, args...)
+	out := make([]ipLink, len(ls))
+	for i, l := range ls {
+		out[i] = ipLink{l}
 	}
-	var ls []ipLink
-	if strings.TrimSpace(out) == "" {
-		return nil, nil
-	}
-	if err := json.Unmarshal([]byte(out), &ls); err != nil {
-		return nil, fmt.Errorf("ip -j link printed %q: %w", out, err)
-	}
-	return ls, nil
+	return out, err
 }
 
 // link reads one interface in netns.
 func link(netns, dev string) (ipLink, error) {
-	ls, err := links(netns, "dev", dev)
-	if err != nil {
-		return ipLink{}, err
-	}
-	if len(ls) != 1 {
-		return ipLink{}, fmt.Errorf("ip link show dev %s in %s: %d entries", dev, netns, len(ls))
-	}
-	return ls[0], nil
-}
-
-func nodeVeths(n *sandbox.Node) (map[string]bool, error) {
-	ls, err := links(n.Netns, "type", "veth")
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]bool{}
-	for _, l := range ls {
-		out[l.IfName] = true
-	}
-	return out, nil
-}
-
-// ---- baseline, checker and scrubbing ----
-
-// baseline is what the nodes held when a test started: veths and owned OVS
-// interfaces that are not the test's.
-type baseline map[string]struct {
-	veths, ifaces map[string]bool
+	l, err := attachcheck.Link(netns, dev)
+	return ipLink{l}, err
 }
 
 func takeBaseline(t *testing.T) baseline {
 	t.Helper()
-	b := baseline{}
-	for _, n := range cluster.Nodes {
-		veths, err := nodeVeths(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ifaces, err := ownedIfaces(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		names := map[string]bool{}
-		for _, i := range ifaces {
-			names[i.Name] = true
-		}
-		b[n.Name] = struct{ veths, ifaces map[string]bool }{veths, names}
-	}
-	return b
-}
-
-// checkReport is what checkAttachments found.
-type checkReport struct {
-	Leaks, Dups, Missing, Down int
+	return attachcheck.TakeBaseline(t, cluster)
 }
 
 // checkAttachments asserts, from the NB, the nodes' OVS and the kernel,
-// that exactly the given attachments exist on the given networks:
-//
-//	(a) one non-warm logical switch port per live attachment, none else;
-//	(b) one owned OVS interface per live attachment, none for anything else;
-//	(c) no veth on a node that was not there at base and is not the host
-//	    end of a live attachment;
-//	(d) every address of each network's ports (warm ones too) is unique;
-//	(e) the network's address sets hold exactly the live ports' addresses
-//	    (all pods of these tests are in namespace "default");
-//	(f) every live attachment's pod interface and host end are UP.
+// that exactly the given attachments exist on the given networks
+// (attachcheck.Check).
 func checkAttachments(t *testing.T, base baseline, nets ...netLive) checkReport {
 	t.Helper()
-	var rep checkReport
-	all, err := queryLSPs()
-	if err != nil {
-		t.Fatalf("read NB: %v", err)
-	}
-	byName := map[string]lsp{}
-	for _, p := range all {
-		byName[p.Name] = p
-	}
-	hostEnds := map[string]map[string]bool{} // node -> live host ends
-	for _, n := range cluster.Nodes {
-		hostEnds[n.Name] = map[string]bool{}
-	}
-	type ifaceAt struct {
-		node  *sandbox.Node
-		iface ovsIface
-	}
-	var ifaces []ifaceAt
-	for _, n := range cluster.Nodes {
-		is, err := ownedIfaces(n)
-		if err != nil {
-			t.Fatalf("read OVS of %s: %v", n.Name, err)
-		}
-		for _, i := range is {
-			ifaces = append(ifaces, ifaceAt{n, i})
-		}
-	}
-	attributed := map[string]bool{} // node/iface attributed to one of nets
-	inNets := map[string]bool{}
+	var ns []attachcheck.NetLive
 	for _, nl := range nets {
-		inNets[nl.Network] = true
-	}
-
-	for _, nl := range nets {
-		network := nl.Network
-		live := map[attKey]liveAtt{}
+		n := attachcheck.NetLive{Network: nl.Network}
 		for _, a := range nl.Live {
-			live[a.key()] = a
+			n.Live = append(n.Live, attachcheck.Live(a))
 		}
-		// (a) logical switch ports; (d) unique addresses.
-		ports := map[attKey][]lsp{}
-		holders := map[netip.Addr][]string{}
-		for _, p := range all {
-			if p.ExternalIDs[networkKey] != network {
-				continue
-			}
-			for _, ip := range p.ips() {
-				holders[ip] = append(holders[ip], p.Name)
-			}
-			if isWarmLSP(p) || p.ExternalIDs[containerIDKey] == "" {
-				continue
-			}
-			k := attKey{p.ExternalIDs[containerIDKey], p.ExternalIDs[ifNameKey]}
-			ports[k] = append(ports[k], p)
-		}
-		for k, ps := range ports {
-			var names []string
-			for _, p := range ps {
-				names = append(names, p.Name)
-			}
-			if _, ok := live[k]; !ok {
-				rep.Leaks += len(ps)
-				t.Errorf("[%s] leaked logical switch port(s) of dead attachment %s: %v", network, k, names)
-			} else if len(ps) > 1 {
-				rep.Dups += len(ps) - 1
-				t.Errorf("[%s] attachment %s has %d logical switch ports: %v", network, k, len(ps), names)
-			}
-		}
-		for k := range live {
-			if len(ports[k]) == 0 {
-				rep.Missing++
-				t.Errorf("[%s] live attachment %s has no logical switch port", network, k)
-			}
-		}
-		for ip, hs := range holders {
-			if len(hs) > 1 {
-				rep.Dups += len(hs) - 1
-				t.Errorf("[%s] address %s held by %d ports: %v", network, ip, len(hs), hs)
-			}
-		}
-		// (b) OVS interfaces.
-		ifacesOf := map[attKey][]string{}
-		for _, ia := range ifaces {
-			nw, k, warmBound, ok := ifaceOwner(ia.iface, byName)
-			if !ok || nw != network {
-				continue
-			}
-			attributed[ia.node.Name+"/"+ia.iface.Name] = true
-			if warmBound {
-				rep.Leaks++
-				t.Errorf("[%s] OVS interface %s on %s is bound to a still-warm port %s", network, ia.iface.Name, ia.node.Name, ia.iface.ExternalIDs[attachIfaceIDKey])
-				continue
-			}
-			ifacesOf[k] = append(ifacesOf[k], ia.node.Name+"/"+ia.iface.Name)
-			if a, isLive := live[k]; isLive && a.Pod.Node.Name == ia.node.Name {
-				hostEnds[ia.node.Name][ia.iface.Name] = true
-			}
-		}
-		for k, is := range ifacesOf {
-			if _, ok := live[k]; !ok {
-				rep.Leaks += len(is)
-				t.Errorf("[%s] leaked OVS interface(s) of dead attachment %s: %v", network, k, is)
-			} else if len(is) > 1 {
-				rep.Dups += len(is) - 1
-				t.Errorf("[%s] attachment %s has %d OVS interfaces: %v", network, k, len(is), is)
-			}
-		}
-		for k := range live {
-			if len(ifacesOf[k]) == 0 {
-				rep.Missing++
-				t.Errorf("[%s] live attachment %s has no OVS interface", network, k)
-			}
-		}
-		// (e) address sets.
-		want := map[string]bool{}
-		for k := range live {
-			for _, p := range ports[k] {
-				for _, ip := range p.ips() {
-					want[ip.String()] = true
-				}
-			}
-		}
-		out, err := runNB("--format=json", "--columns=addresses,external_ids", "find", "Address_Set",
-			fmt.Sprintf(`external_ids:"%s"="%s"`, networkKey, network))
-		if err != nil {
-			t.Fatalf("read address sets: %v", err)
-		}
-		var table ovsdbTable
-		if err := json.Unmarshal([]byte(out), &table); err != nil {
-			t.Fatalf("address sets %q: %v", out, err)
-		}
-		got := map[string]bool{}
-		for _, row := range table.Data {
-			addrs, err := decodeSet(row[0])
-			if err != nil {
-				t.Fatal(err)
-			}
-			ids, err := decodeMap(row[1])
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, a := range addrs {
-				if ids[addrSetNSKey] != defaultPodNS {
-					rep.Leaks++
-					t.Errorf("[%s] address set of namespace %q holds %s; no pod of this test is there", network, ids[addrSetNSKey], a)
-					continue
-				}
-				if pa, err := netip.ParseAddr(a); err == nil {
-					a = pa.String()
-				}
-				got[a] = true
-			}
-		}
-		var extra, missing []string
-		for a := range got {
-			if !want[a] {
-				extra = append(extra, a)
-			}
-		}
-		for a := range want {
-			if !got[a] {
-				missing = append(missing, a)
-			}
-		}
-		sort.Strings(extra)
-		sort.Strings(missing)
-		if len(extra) > 0 {
-			rep.Leaks += len(extra)
-			t.Errorf("[%s] address sets hold %d addresses of no live attachment: %v", network, len(extra), extra)
-		}
-		if len(missing) > 0 {
-			rep.Missing += len(missing)
-			t.Errorf("[%s] address sets lack %d addresses of live attachments: %v", network, len(missing), missing)
-		}
-		// (f) links up.
-		for k, a := range live {
-			pl, err := link(a.Pod.Netns, a.IfName)
-			if err != nil {
-				rep.Down++
-				t.Errorf("[%s] live attachment %s: pod interface: %v", network, k, err)
-			} else if !pl.up() {
-				rep.Down++
-				t.Errorf("[%s] live attachment %s: pod interface not up: %s", network, k, pl)
-			}
-			for _, qualified := range ifacesOf[k] {
-				nodeName, name, _ := strings.Cut(qualified, "/")
-				n, _ := cluster.Node(nodeName)
-				hl, err := link(n.Netns, name)
-				if err != nil {
-					rep.Down++
-					t.Errorf("[%s] live attachment %s: host end %s: %v", network, k, qualified, err)
-				} else if !hl.up() {
-					rep.Down++
-					t.Errorf("[%s] live attachment %s: host end not up: %s", network, k, hl)
-				}
-			}
-		}
+		ns = append(ns, n)
 	}
-	// Owned OVS interfaces new since base that belong to no port at all.
-	for _, ia := range ifaces {
-		if attributed[ia.node.Name+"/"+ia.iface.Name] || base[ia.node.Name].ifaces[ia.iface.Name] {
-			continue
-		}
-		if nw, _, _, ok := ifaceOwner(ia.iface, byName); ok && !inNets[nw] {
-			continue // another network's, with its port: not ours to judge
-		}
-		rep.Leaks++
-		t.Errorf("orphan OVS interface %s on %s (external_ids %v): bound to no port", ia.iface.Name, ia.node.Name, ia.iface.ExternalIDs)
-	}
-	// (c) veths.
-	for _, n := range cluster.Nodes {
-		veths, err := nodeVeths(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var leaked []string
-		for v := range veths {
-			if !base[n.Name].veths[v] && !hostEnds[n.Name][v] {
-				leaked = append(leaked, v)
-			}
-		}
-		sort.Strings(leaked)
-		if len(leaked) > 0 {
-			rep.Leaks += len(leaked)
-			t.Errorf("%s: %d leaked veth(s) (new since the test started, host end of no live attachment): %v", n.Name, len(leaked), leaked)
-		}
-	}
-	t.Logf("attachment check of %d network(s): leaks %d, duplicates %d, missing %d, links down %d", len(nets), rep.Leaks, rep.Dups, rep.Missing, rep.Down)
-	return rep
+	return attachcheck.Check(t, cluster, base, ns...)
 }
 
-// scrub removes what a test may have left behind on its networks so that
-// later tests start clean: owned OVS ports of those networks (and orphans
-// created since base), veths created since base, and non-warm ports.
-// Registered first, it runs after every DEL and netns deletion.
+// scrub removes what a test may have left behind on its networks
+// (attachcheck.Scrub). Registered first, it runs after every DEL and netns
+// deletion.
 func scrub(t *testing.T, base baseline, networks ...string) {
-	inNets := map[string]bool{}
-	for _, nw := range networks {
-		inNets[nw] = true
-	}
-	all, err := queryLSPs()
-	if err != nil {
-		t.Logf("scrub: %v", err)
-		return
-	}
-	byName := map[string]lsp{}
-	for _, p := range all {
-		byName[p.Name] = p
-	}
-	for _, n := range cluster.Nodes {
-		is, _ := ownedIfaces(n)
-		for _, i := range is {
-			nw, _, _, ok := ifaceOwner(i, byName)
-			if (ok && inNets[nw]) || (!ok && !base[n.Name].ifaces[i.Name]) {
-				_, _ = n.Run("ovs-vsctl", "--db="+n.OVS, "--if-exists", "del-port", i.Name)
-			}
-		}
-		veths, _ := nodeVeths(n)
-		for v := range veths {
-			if !base[n.Name].veths[v] {
-				_, _ = n.Run("ip", "link", "del", v)
-			}
-		}
-	}
-	for _, p := range all {
-		if inNets[p.ExternalIDs[networkKey]] && !isWarmLSP(p) && p.ExternalIDs[containerIDKey] != "" {
-			_, _ = runNB("--if-exists", "lsp-del", p.Name)
-		}
-	}
+	attachcheck.Scrub(t, cluster, base, networks...)
 }
 
 // ---- invocation helpers ----

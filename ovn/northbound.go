@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -103,6 +106,9 @@ func (nb *Northbound) Close() { nb.client.Close() }
 
 // Connected reports whether the connection is up.
 func (nb *Northbound) Connected() bool { return nb.client.Connected() }
+
+// Alive reports whether the server answers an echo now.
+func (nb *Northbound) Alive(ctx context.Context) bool { return alive(ctx, nb.client) }
 
 // PortHandler receives owned logical switch port changes. Its methods run on
 // the cache's event goroutine, in order, and must not block. An update is
@@ -386,7 +392,7 @@ func (nb *Northbound) ApplyPorts(ctx context.Context, c PortChange) ([]string, e
 func (nb *Northbound) transact(ctx context.Context, ops []ovsdb.Operation) ([]ovsdb.OperationResult, error) {
 	res, err := nb.client.Transact(ctx, ops...)
 	if err != nil {
-		if errors.Is(err, client.ErrNotConnected) || errors.Is(err, context.DeadlineExceeded) && !nb.client.Connected() {
+		if transient(err) {
 			return nil, fmt.Errorf("NB transaction: %w: %w", ErrUnavailable, err)
 		}
 		return nil, fmt.Errorf("NB transaction: %w", err)
@@ -413,6 +419,19 @@ func (nb *Northbound) transact(ctx context.Context, ops []ovsdb.Operation) ([]ov
 		return nil, fmt.Errorf("NB transaction: %w: %s", err, resultErrors(res))
 	}
 	return res, nil
+}
+
+// transient tells a lost connection (the server restarting, a leader
+// change, a reply lost on the way) from a transaction the server refused:
+// the first is worth retrying once the client has reconnected. Whether the
+// transaction committed is then unknown; callers make their retries
+// idempotent.
+func transient(err error) bool {
+	var netErr net.Error
+	return errors.Is(err, client.ErrNotConnected) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.As(err, &netErr) || strings.Contains(err.Error(), "connection is shut down")
 }
 
 func isIndexConflict(details string) bool {

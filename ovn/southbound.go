@@ -55,6 +55,9 @@ func (sb *Southbound) Close() { sb.client.Close() }
 // Connected reports whether the connection is up.
 func (sb *Southbound) Connected() bool { return sb.client.Connected() }
 
+// Alive reports whether the server answers an echo now.
+func (sb *Southbound) Alive(ctx context.Context) bool { return alive(ctx, sb.client) }
+
 // ChassisRegistered reports whether ovn-controller has registered this
 // node's chassis.
 func (sb *Southbound) ChassisRegistered() bool {

@@ -75,6 +75,10 @@ func (o *Client) Close() { o.client.Close() }
 // Connected reports whether the connection is up.
 func (o *Client) Connected() bool { return o.client.Connected() }
 
+// Alive reports whether the server answers an echo now (the client's
+// Connected flag stays true while it reconnects).
+func (o *Client) Alive(ctx context.Context) bool { return o.client.Echo(ctx) == nil }
+
 // Bridge returns the cached integration bridge.
 func (o *Client) Bridge() (*vswitchd.Bridge, error) {
 	br := &vswitchd.Bridge{Name: o.bridge}

@@ -139,7 +139,11 @@ func (n *Network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
 				n.releasePort(j.req.Name)
 			}
 		}
-		if !errors.Is(err, ovn.ErrConflict) && len(ready) > 1 && !errors.Is(err, ovn.ErrUnavailable) {
+		// Conflicts, and a lost connection (the server restarting, a
+		// leader change), are retried on a fresh cache; prepare
+		// recognises ports an attempt whose reply was lost committed.
+		retryable := errors.Is(err, ovn.ErrConflict) || errors.Is(err, ovn.ErrUnavailable)
+		if !retryable && len(ready) > 1 {
 			// One bad request (a port name someone else's row holds,
 			// say) must not fail its batch-mates: commit each alone.
 			for _, j := range ready {
@@ -147,7 +151,7 @@ func (n *Network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
 			}
 			return
 		}
-		if !errors.Is(err, ovn.ErrConflict) || attempt == commitAttempts {
+		if !retryable || attempt == commitAttempts {
 			finishAll(ready, fmt.Errorf("create %d logical switch port(s) on %s (attempt %d): %w", len(ready), n.switchName, attempt, err))
 			return
 		}
@@ -174,6 +178,10 @@ func (n *Network) prepare(nb *ovn.Northbound, ls *nbdb.LogicalSwitch, batch []*p
 	var results []PortResult
 	for _, j := range batch {
 		var r PortResult
+		if lsp, ok := committedEarlier(nb, j); ok {
+			j.result <- WarmResult(lsp)
+			continue
+		}
 		if j.adopt != nil {
 			r = WarmResult(adoptedPort(j.adopt, j.req))
 		} else if addrs, err := n.reserve(j.req); err != nil {
@@ -274,6 +282,30 @@ func (n *Network) observeForeign(ctx context.Context, nb *ovn.Northbound, ls *nb
 		n.observePort(foreignKey(ports[i].UUID), &ports[i])
 	}
 	return nil
+}
+
+// committedEarlier finds the port of a create job that an earlier attempt
+// of its batch committed although its reply was lost (the connection
+// dropped after the commit): inserting it again would fail on its name.
+// Only a port with the job's name and its identity counts, and for a
+// static request only with the requested addresses.
+func committedEarlier(nb *ovn.Northbound, j *portJob) (*nbdb.LogicalSwitchPort, bool) {
+	if j.adopt != nil || j.req.ExternalIDs[externalids.ContainerID] == "" {
+		return nil, false
+	}
+	lsp, ok := nb.Port(j.req.Name)
+	if !ok {
+		return nil, false
+	}
+	for _, k := range []string{externalids.Network, externalids.Node, externalids.ContainerID, externalids.IfName} {
+		if lsp.ExternalIDs[k] != j.req.ExternalIDs[k] {
+			return nil, false
+		}
+	}
+	if len(j.req.Static) > 0 && !slices.Equal(PrefixAddrs(ParsePrefixList(lsp.ExternalIDs[externalids.Addresses])), PrefixAddrs(j.req.Static)) {
+		return nil, false
+	}
+	return lsp, true
 }
 
 // reserveMAC takes the request's MAC, or the one derived from its
