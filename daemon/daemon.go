@@ -193,7 +193,11 @@ func (d *Daemon) connect() error {
 		}
 	}
 	if d.cfg.Kubeconfig != "" && d.kube == nil {
-		if err := d.startKube(ctx); err != nil {
+		// Informers of a big cluster take longer to sync than a database
+		// connection.
+		kctx, kcancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer kcancel()
+		if err := d.startKube(kctx); err != nil {
 			return fmt.Errorf("waiting for the Kubernetes API: %w", err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -201,9 +202,16 @@ func TestPodDeletedWhileDaemonDown(t *testing.T) {
 	if err := e.startDaemon(n); err != nil {
 		t.Fatal(err)
 	}
-	// A pod's port is named after it unless it took a warm port: its
-	// external_ids say whose it is.
-	got := ports(t, "gc-l2")
+	// The daemon serves its socket at once and cleans up once connected:
+	// wait for it. A pod's port is named after it unless it took a warm
+	// port: its external_ids say whose it is.
+	var got []string
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		got = ports(t, "gc-l2")
+		if len(got) == 1 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if len(got) != 1 || !strings.Contains(nbctl(t, "get", "Logical_Switch_Port", got[0], `external_ids:"ovn-overlay/container-id"`), survivor.containerID) {
 		t.Fatalf("after restart the NB has ports %v, want only the survivor's", got)
 	}
