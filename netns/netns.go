@@ -136,37 +136,89 @@ func Plug(podNetnsPath string, a Attachment) (res Result, err error) {
 		return fmt.Errorf("netns: setup host %q / pod %q in netns %s: %s: %w",
 			a.HostIfName, a.ContainerIfName, podNetnsPath, step, err)
 	}
-
 	if err := validate(a); err != nil {
 		return Result{}, wrap("invalid attachment", err)
 	}
-
 	podNs, err := openNetns(podNetnsPath)
 	if err != nil {
 		return Result{}, wrap("open pod netns", err)
 	}
 	defer podNs.Close()
-
-	if l, err := netlink.LinkByName(a.HostIfName); err == nil {
-		return Result{}, wrap("check host link", fmt.Errorf("%w (index %d, type %s)",
-			ErrHostLinkExists, l.Attrs().Index, l.Type()))
-	} else if !isLinkNotFound(err) {
-		return Result{}, wrap("check host link", err)
-	}
-
 	pod, err := netlink.NewHandleAt(podNs, unix.NETLINK_ROUTE)
 	if err != nil {
 		return Result{}, wrap("open netlink handle in pod netns", err)
 	}
 	defer pod.Close()
-
-	if l, err := pod.LinkByName(a.ContainerIfName); err == nil {
-		return Result{}, wrap("check pod link", fmt.Errorf("interface already exists in pod netns (index %d, type %s)",
-			l.Attrs().Index, l.Type()))
-	} else if !isLinkNotFound(err) {
-		return Result{}, wrap("check pod link", err)
+	if step, err := namesFree(pod, a); err != nil {
+		return Result{}, wrap(step, err)
 	}
+	host, err := createVeth(podNs, a)
+	if err != nil {
+		return Result{}, wrap("create veth", err)
+	}
+	defer func() {
+		if err != nil {
+			// Deleting one end of a veth deletes its peer too.
+			if derr := netlink.LinkDel(host); derr != nil && !isLinkNotFound(derr) && !errors.Is(derr, unix.ENODEV) {
+				err = errors.Join(err, fmt.Errorf("netns: cleanup: delete host link %q: %w", a.HostIfName, derr))
+			}
+		}
+	}()
+	// The kernel ignores IFLA_IFALIAS when it creates a link, so the mark
+	// that lets DEL and the start-up reconcile tell the veth is this
+	// attachment's is set right after. (The reconcile also knows our
+	// naming, for a crash in between.)
+	if a.HostAlias != "" {
+		if err := netlink.LinkSetAlias(host, a.HostAlias); err != nil {
+			return Result{}, wrap("mark host link", err)
+		}
+	}
+	// Best effort: the host end is an L2 port into the overlay and must not
+	// send IPv6 traffic of its own. Done before the link goes up.
+	_ = disableIPv6(a.HostIfName)
+	podLink, err := pod.LinkByName(a.ContainerIfName)
+	if err != nil {
+		return Result{}, wrap("look up pod link", err)
+	}
+	if a.DisableTxChecksumOffload {
+		if err := setTxChecksum(podNs, a.ContainerIfName, false); err != nil {
+			return Result{}, wrap("disable TX checksum offload on pod link", err)
+		}
+	}
+	if err := netlink.LinkSetUp(host); err != nil {
+		return Result{}, wrap("set host link up", err)
+	}
+	// Read both ends back so the result reflects the kernel's view.
+	hostNow, err := netlink.LinkByIndex(host.Attrs().Index)
+	if err != nil {
+		return Result{}, wrap("read back host link", err)
+	}
+	podNow, err := pod.LinkByIndex(podLink.Attrs().Index)
+	if err != nil {
+		return Result{}, wrap("read back pod link", err)
+	}
+	return Result{Host: toLink(hostNow), Pod: toLink(podNow)}, nil
+}
 
+// namesFree checks that neither end's name is taken, returning the step
+// that failed.
+func namesFree(pod *netlink.Handle, a Attachment) (string, error) {
+	if l, err := netlink.LinkByName(a.HostIfName); err == nil {
+		return "check host link", fmt.Errorf("%w (index %d, type %s)", ErrHostLinkExists, l.Attrs().Index, l.Type())
+	} else if !isLinkNotFound(err) {
+		return "check host link", err
+	}
+	if l, err := pod.LinkByName(a.ContainerIfName); err == nil {
+		return "check pod link", fmt.Errorf("interface already exists in pod netns (index %d, type %s)", l.Attrs().Index, l.Type())
+	} else if !isLinkNotFound(err) {
+		return "check pod link", err
+	}
+	return "", nil
+}
+
+// createVeth creates the pair, its peer directly in the pod netns, and
+// returns the host end.
+func createVeth(podNs netns.NsHandle, a Attachment) (netlink.Link, error) {
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name = a.HostIfName
 	attrs.MTU = a.MTU
@@ -189,63 +241,15 @@ func Plug(podNetnsPath string, a Attachment) (res Result, err error) {
 				err = fmt.Errorf("%w: %w", ErrHostLinkExists, err)
 			}
 		}
-		return Result{}, wrap("create veth", err)
+		return nil, err
 	}
-
 	host, err := netlink.LinkByName(a.HostIfName)
 	if err != nil {
 		// We did create it; delete by name as a last resort.
 		_ = netlink.LinkDel(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: a.HostIfName}})
-		return Result{}, wrap("look up created host link", err)
+		return nil, fmt.Errorf("look up created host link: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			// Deleting one end of a veth deletes its peer too.
-			if derr := netlink.LinkDel(host); derr != nil && !isLinkNotFound(derr) && !errors.Is(derr, unix.ENODEV) {
-				err = errors.Join(err, fmt.Errorf("netns: cleanup: delete host link %q: %w", a.HostIfName, derr))
-			}
-		}
-	}()
-
-	// The kernel ignores IFLA_IFALIAS when it creates a link, so the mark
-	// that lets DEL and the start-up reconcile tell the veth is this
-	// attachment's is set right after. (The reconcile also knows our
-	// naming, for a crash in between.)
-	if a.HostAlias != "" {
-		if err := netlink.LinkSetAlias(host, a.HostAlias); err != nil {
-			return Result{}, wrap("mark host link", err)
-		}
-	}
-
-	// Best effort: the host end is an L2 port into the overlay and must not
-	// send IPv6 traffic of its own. Done before the link goes up.
-	_ = disableIPv6(a.HostIfName)
-
-	podLink, err := pod.LinkByName(a.ContainerIfName)
-	if err != nil {
-		return Result{}, wrap("look up pod link", err)
-	}
-
-	if a.DisableTxChecksumOffload {
-		if err := setTxChecksum(podNs, a.ContainerIfName, false); err != nil {
-			return Result{}, wrap("disable TX checksum offload on pod link", err)
-		}
-	}
-
-	if err := netlink.LinkSetUp(host); err != nil {
-		return Result{}, wrap("set host link up", err)
-	}
-
-	// Read both ends back so the result reflects the kernel's view.
-	hostNow, err := netlink.LinkByIndex(host.Attrs().Index)
-	if err != nil {
-		return Result{}, wrap("read back host link", err)
-	}
-	podNow, err := pod.LinkByIndex(podLink.Attrs().Index)
-	if err != nil {
-		return Result{}, wrap("read back pod link", err)
-	}
-	return Result{Host: toLink(hostNow), Pod: toLink(podNow)}, nil
+	return host, nil
 }
 
 // Configure gives the pod end of a plugged veth its MAC (when a.MAC is

@@ -440,3 +440,48 @@ func TestFaultNodeRestartsMidBurst(t *testing.T) {
 	t.Logf("FAULT-SUMMARY TestFaultNodeRestartsMidBurst: burst %d; %s; %s; %s; %s; %s",
 		size, strings.Join(figs, "; "), ta, pingFig, chk, summarizeStatus(t, ss))
 }
+
+// TestFaultNodeOVSDatabaseStopped: STATUS answers code 50 within 1 s,
+// naming the local Open_vSwitch database, while the node's ovsdb-server
+// is down, and ready again once it is back.
+func TestFaultNodeOVSDatabaseStopped(t *testing.T) {
+	e := startEnv(t, false)
+	n := e.c.Nodes[0]
+	conf := statusConf("ovsdown-"+randomID()[:4], "10.83.0.0/24")
+	if took, code, msg := status(n, conf); code != 0 {
+		t.Fatalf("STATUS before the outage: code %d %q after %s", code, msg, took)
+	}
+	n.StopOVSDB()
+	var noticed time.Duration
+	stopped := time.Now()
+	for {
+		took, code, msg := status(n, conf)
+		if took > time.Second {
+			t.Fatalf("STATUS took %s during the OVS outage", took)
+		}
+		if code == 50 && strings.Contains(msg, "Open_vSwitch") {
+			noticed = time.Since(stopped)
+			break
+		}
+		if time.Since(stopped) > 5*time.Second {
+			t.Fatalf("STATUS during the OVS outage: code %d %q, want 50 naming the Open_vSwitch database", code, msg)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := n.StartOVSDB(); err != nil {
+		t.Fatal(err)
+	}
+	started := time.Now()
+	for {
+		took, code, msg := status(n, conf)
+		if code == 0 {
+			t.Logf("FAULT-SUMMARY TestFaultNodeOVSDatabaseStopped: STATUS code 50 naming Open_vSwitch %s after the stop; ready %s after the restart (last answer %s)",
+				noticed.Round(time.Millisecond), time.Since(started).Round(time.Millisecond), took.Round(time.Millisecond))
+			return
+		}
+		if time.Since(started) > 30*time.Second {
+			t.Fatalf("STATUS after the OVS restart: code %d %q", code, msg)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
