@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,9 @@ type Config struct {
 	Kubeconfig string
 	// MetricsAddress serves Prometheus /metrics (empty: off).
 	MetricsAddress string
+	// SSLKey, SSLCert and SSLCA are the files ssl: NB and SB endpoints
+	// need (ovn-controller's --private-key, --certificate, --ca-cert).
+	SSLKey, SSLCert, SSLCA string
 	// NetworkIdle: a network this node has had no attachment on for this
 	// long is given back (its warm ports, its layer3 subnet claim), and
 	// the last node out removes the network's rows. 0: never.
@@ -67,6 +71,8 @@ type Config struct {
 type Daemon struct {
 	cfg Config
 	log *slog.Logger
+	// ovnOptions are how the NB and SB clients connect (TLS).
+	ovnOptions []ovn.Option
 	// stop ends background work (start-up, informers, committers) when
 	// the daemon closes; startUp is done once the start-up loop exits.
 	stop    chan struct{}
@@ -120,12 +126,25 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 20 * time.Second
 	}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), ready: make(chan struct{}), ovsJobs: make(chan *ovsJob, 1024)}
+	if cfg.SSLKey != "" || cfg.SSLCert != "" || cfg.SSLCA != "" {
+		tlsConfig, err := ovn.LoadTLS(cfg.SSLKey, cfg.SSLCert, cfg.SSLCA)
+		if err != nil {
+			return nil, fmt.Errorf("--ovn-ssl-key, --ovn-ssl-cert, --ovn-ssl-ca: %w", err)
+		}
+		d.ovnOptions = append(d.ovnOptions, ovn.WithTLS(tlsConfig))
+	}
 	for name, addr := range map[string]string{"--nb-address": cfg.NBAddress, "--sb-address": cfg.SBAddress, "--ovs-address": cfg.OVSAddress} {
-		if _, err := ovn.Endpoints(addr); err != nil {
+		eps, err := ovn.Endpoints(addr)
+		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
+		for _, e := range eps {
+			if strings.HasPrefix(e, "ssl:") && (len(d.ovnOptions) == 0 || name == "--ovs-address") {
+				return nil, fmt.Errorf("%s %s: ssl: endpoints need --ovn-ssl-key, --ovn-ssl-cert and --ovn-ssl-ca (the local OVS database takes unix: or tcp:)", name, e)
+			}
+		}
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), ready: make(chan struct{}), ovsJobs: make(chan *ovsJob, 1024)}
 	d.setWaiting("starting: connecting to the local Open_vSwitch, OVN Northbound and Southbound databases")
 	return d, nil
 }
@@ -178,12 +197,12 @@ func (d *Daemon) connect() error {
 		}
 	}
 	if d.nb == nil {
-		if d.nb, err = ovn.ConnectNorthbound(ctx, d.cfg.NBAddress, dbLog.WithName("nb")); err != nil {
+		if d.nb, err = ovn.ConnectNorthbound(ctx, d.cfg.NBAddress, dbLog.WithName("nb"), d.ovnOptions...); err != nil {
 			return fmt.Errorf("waiting for the OVN Northbound database: %w", err)
 		}
 	}
 	if d.sb == nil {
-		if d.sb, err = ovn.ConnectSouthbound(ctx, d.cfg.SBAddress, chassis.SystemID, dbLog.WithName("sb")); err != nil {
+		if d.sb, err = ovn.ConnectSouthbound(ctx, d.cfg.SBAddress, chassis.SystemID, dbLog.WithName("sb"), d.ovnOptions...); err != nil {
 			return fmt.Errorf("waiting for the OVN Southbound database: %w", err)
 		}
 	}

@@ -10,9 +10,11 @@ import (
 )
 
 // Endpoints splits an OVSDB address as ovn-controller takes it: one
-// endpoint ("unix:/path", "tcp:host:port") or a comma-separated list of
-// the members of a clustered database.
-func Endpoints(address string) ([]string, error) {
+// endpoint ("unix:/path", "tcp:host:port", "ssl:host:port") or a
+// comma-separated list of the members of a clustered database.
+func Endpoints(address string) ([]string, error) { return endpoints(address, true) }
+
+func endpoints(address string, sslOK bool) ([]string, error) {
 	var out []string
 	for _, e := range strings.Split(address, ",") {
 		e = strings.TrimSpace(e)
@@ -22,11 +24,13 @@ func Endpoints(address string) ([]string, error) {
 		case strings.HasPrefix(e, "unix:"), strings.HasPrefix(e, "tcp:"):
 			out = append(out, e)
 		case strings.HasPrefix(e, "ssl:"):
-			// Accepting it would only retry a handshake for ever: the
-			// daemon has no key, certificate and CA flags yet.
-			return nil, fmt.Errorf("OVSDB endpoint %q: ssl: is not supported yet (no TLS key, certificate and CA settings); use tcp: or unix:", e)
+			if !sslOK {
+				// Without them it would only retry a handshake for ever.
+				return nil, fmt.Errorf("OVSDB endpoint %q: ssl: needs a private key, a certificate and a CA certificate", e)
+			}
+			out = append(out, e)
 		default:
-			return nil, fmt.Errorf("OVSDB endpoint %q: want unix:PATH or tcp:HOST:PORT (comma-separated for a cluster)", e)
+			return nil, fmt.Errorf("OVSDB endpoint %q: want unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT (comma-separated for a cluster)", e)
 		}
 	}
 	if len(out) == 0 {
@@ -46,14 +50,21 @@ func Endpoints(address string) ([]string, error) {
 // daemon that way; upstream ovn-kubernetes/libovsdb#391). A killed server
 // closes its connections, which the client notices without probes; a
 // silent network partition is the case left uncovered (docs/reliability.md).
-func connectOptions(address string, leaderOnly bool) ([]client.Option, error) {
-	eps, err := Endpoints(address)
+func connectOptions(address string, leaderOnly bool, extra []Option) ([]client.Option, error) {
+	var cc connectConfig
+	for _, o := range extra {
+		o(&cc)
+	}
+	eps, err := endpoints(address, cc.tls != nil)
 	if err != nil {
 		return nil, err
 	}
 	var opts []client.Option
 	for _, e := range eps {
 		opts = append(opts, client.WithEndpoint(e))
+	}
+	if cc.tls != nil {
+		opts = append(opts, client.WithTLSConfig(cc.tls))
 	}
 	if len(eps) > 1 && leaderOnly {
 		opts = append(opts, client.WithLeaderOnly(true))

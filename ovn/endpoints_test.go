@@ -15,8 +15,8 @@ func TestEndpoints(t *testing.T) {
 		{"unix:/run/ovn/ovnnb_db.sock", []string{"unix:/run/ovn/ovnnb_db.sock"}, ""},
 		{"tcp:10.0.0.1:6641,tcp:10.0.0.2:6641, tcp:10.0.0.3:6641", []string{"tcp:10.0.0.1:6641", "tcp:10.0.0.2:6641", "tcp:10.0.0.3:6641"}, ""},
 		{"tcp:10.0.0.1:6641,", []string{"tcp:10.0.0.1:6641"}, ""},
-		{"ssl:10.0.0.1:6641", nil, "not supported yet"},
-		{"10.0.0.1:6641", nil, "want unix:PATH or tcp:HOST:PORT"},
+		{"ssl:10.0.0.1:6641", []string{"ssl:10.0.0.1:6641"}, ""},
+		{"10.0.0.1:6641", nil, "want unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT"},
 		{"", nil, "names no endpoint"},
 		{" , ", nil, "names no endpoint"},
 	}

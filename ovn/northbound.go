@@ -55,7 +55,7 @@ type Northbound struct {
 // and monitors the switches, ports, routers, router ports and address sets
 // owned by ovn-overlay. Only owned rows are cached, so memory does not grow with
 // ports that other systems put in the same NB.
-func ConnectNorthbound(ctx context.Context, endpoint string, logger logr.Logger) (*Northbound, error) {
+func ConnectNorthbound(ctx context.Context, endpoint string, logger logr.Logger, options ...Option) (*Northbound, error) {
 	dbModel, err := nbdb.FullDatabaseModel()
 	if err != nil {
 		return nil, fmt.Errorf("nb model: %w", err)
@@ -66,7 +66,7 @@ func ConnectNorthbound(ctx context.Context, endpoint string, logger logr.Logger)
 		nbdb.LogicalSwitchTable: {{Columns: []model.ColumnKey{{Column: "name"}}}},
 		nbdb.LogicalRouterTable: {{Columns: []model.ColumnKey{{Column: "name"}}}},
 	})
-	opts, err := connectOptions(endpoint, true)
+	opts, err := connectOptions(endpoint, true, options)
 	if err != nil {
 		return nil, err
 	}

@@ -22,12 +22,12 @@ type Southbound struct {
 
 // ConnectSouthbound connects to endpoint and monitors only the Chassis row
 // named chassis: the SB grows with the cluster, this node needs one row.
-func ConnectSouthbound(ctx context.Context, endpoint, chassis string, logger logr.Logger) (*Southbound, error) {
+func ConnectSouthbound(ctx context.Context, endpoint, chassis string, logger logr.Logger, options ...Option) (*Southbound, error) {
 	dbModel, err := sbdb.FullDatabaseModel()
 	if err != nil {
 		return nil, fmt.Errorf("sb model: %w", err)
 	}
-	opts, err := connectOptions(endpoint, false)
+	opts, err := connectOptions(endpoint, false, options)
 	if err != nil {
 		return nil, err
 	}
