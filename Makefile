@@ -55,6 +55,9 @@ unit: deps
 test: deps lint e2e-tools
 	@echo "==> go test: unit and integration on real OVS/OVN"
 	@$(GO) test -count=1 -p 1 -timeout 20m ./...
+	@echo "==> fuzzing: config parsing and the socket protocol, 10 s each (every target's seeds already ran above)"
+	@$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 10s ./netconf/
+	@$(GO) test -run '^$$' -fuzz '^FuzzServeCNI$$' -fuzztime 10s ./daemon/
 	@echo "==> go test: end to end (e2e module)"
 	@cd e2e && $(GO) test -count=1 -p 1 -timeout 45m ./...
 	@echo "==> benchmark smoke run (short mode: every path and output, no timing assertions)"
