@@ -194,19 +194,6 @@ func nbContainers(t *testing.T, network string) []string {
 	return out
 }
 
-// warmPorts lists the network's warm ports.
-func warmPorts(t *testing.T, network string) []string {
-	t.Helper()
-	return fields(nbctl(t, "--bare", "--columns=name", "find", "Logical_Switch_Port",
-		fmt.Sprintf(`external_ids:"ovn-overlay/network"="%s"`, network), `external_ids:"ovn-overlay/warm"="true"`))
-}
-
-func allNBPorts(t *testing.T, network string) []string {
-	t.Helper()
-	return fields(nbctl(t, "--bare", "--columns=name", "find", "Logical_Switch_Port",
-		fmt.Sprintf(`external_ids:"ovn-overlay/network"="%s"`, network)))
-}
-
 // nbPortColumn reads one column of a logical switch port.
 func nbPortColumn(t *testing.T, port, column string) string {
 	t.Helper()

@@ -612,9 +612,6 @@ var (
 	ErrOwnNetns = errors.New("is the node's own network namespace, not a pod's")
 )
 
-// errNotNetns is kept for the callers that treat every non-netns alike.
-var errNotNetns = ErrNotNetns
-
 // ownNetns identifies the caller's network namespace (device and inode of
 // its nsfs file), read once: the daemon never moves.
 var ownNetns = sync.OnceValues(func() (unix.Stat_t, error) {

@@ -76,30 +76,6 @@ func sourceRule(addr netip.Addr, table int) *netlink.Rule {
 	return rule
 }
 
-// removeStaleSourceRules deletes the rules of tables whose interface is
-// gone. Routes die with their link; rules do not.
-func removeStaleSourceRules(h *netlink.Handle) error {
-	var errs []error
-	for _, family := range []int{unix.AF_INET, unix.AF_INET6} {
-		rules, err := h.RuleList(family)
-		if err != nil {
-			return fmt.Errorf("list rules: %w", err)
-		}
-		for _, r := range rules {
-			if r.Table < sourceTableBase || r.Table >= sourceTableMax {
-				continue
-			}
-			if _, err := h.LinkByIndex(r.Table - sourceTableBase); err == nil || !isLinkNotFound(err) {
-				continue
-			}
-			if err := h.RuleDel(&r); err != nil && !errors.Is(err, unix.ENOENT) {
-				errs = append(errs, fmt.Errorf("delete stale rule to table %d: %w", r.Table, err))
-			}
-		}
-	}
-	return errors.Join(errs...)
-}
-
 // checkSourceRouting reports addresses without their source rule.
 func checkSourceRouting(h *netlink.Handle, linkIndex int, a Attachment) []string {
 	var drift []string

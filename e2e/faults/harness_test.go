@@ -79,7 +79,6 @@ func faultBurst() int {
 type env struct {
 	t       *testing.T
 	c       *sandbox.Cluster
-	mu      sync.Mutex
 	daemons map[string]*sandbox.Process
 }
 
