@@ -91,7 +91,7 @@ func TestLayer2WithoutSubnets(t *testing.T) {
 	if _, err := add(t, c, "net1", withIP("192.0.2.10/24")); err == nil {
 		t.Fatal("a second pod got 192.0.2.10")
 	} else {
-		cniError(t, err, types.ErrInternal, "192.0.2.10", "in use")
+		cniError(t, err, types.ErrInvalidNetworkConfig, "192.0.2.10", "in use")
 	}
 	mustDel(t, a, "net1", withIP("192.0.2.10/24"))
 	mustDel(t, b, "net1", withIP("192.0.2.20/24"))

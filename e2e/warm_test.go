@@ -637,7 +637,7 @@ func TestStaticIPHeldByWarmPort(t *testing.T) {
 			before := portSources(t, n0)
 			if tc.holder != n0 {
 				_, err := add(t, p, "net1", static)
-				cniError(t, err, types.ErrInternal, ip.String(), "pre-provisioned (warm) port of another node")
+				cniError(t, err, types.ErrInvalidNetworkConfig, ip.String(), "pre-provisioned (warm) port of another node")
 				assertSourceDelta(t, before, portSources(t, n0), map[string]float64{"fixed": 1})
 				if now, ok := nbPortNamed(t, victim); !ok || !isWarmLSP(now) || !slices.Equal(now.ips(), []netip.Addr{ip}) {
 					t.Errorf("%s's warm port %s after the refused ADD: %+v (present %v), want it warm with %s", n1.Name, victim, now, ok, ip)
