@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/ovn-overlay/ovn-overlay/daemon/attachment"
 	"github.com/ovn-overlay/ovn-overlay/externalids"
@@ -41,8 +42,7 @@ func (d *Daemon) buildStore() error {
 // all (a crash between creating it and marking it).
 func (d *Daemon) removeOrphanLinks() error {
 	links, err := netns.HostVeths(func(name, alias string) bool {
-		return len(alias) > len(attachment.LinkAliasPrefix) && alias[:len(attachment.LinkAliasPrefix)] == attachment.LinkAliasPrefix ||
-			alias == "" && attachment.IsHostLinkName(name)
+		return strings.HasPrefix(alias, attachment.LinkAliasPrefix) || alias == "" && attachment.IsHostLinkName(name)
 	})
 	if err != nil {
 		return fmt.Errorf("list host veths: %w", err)

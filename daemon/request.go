@@ -89,17 +89,10 @@ func validContainerID(id string) error {
 	}
 	for _, c := range id {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
-			return fmt.Errorf("%q contains %q; only letters, digits, '_', '.' and '-' are allowed", truncated(id), c)
+			return fmt.Errorf("%q contains %q; only letters, digits, '_', '.' and '-' are allowed", id, c)
 		}
 	}
 	return nil
-}
-
-func truncated(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "..."
-	}
-	return s
 }
 
 // checkTopology rejects topologies that parse but are not implemented yet,

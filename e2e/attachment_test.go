@@ -23,6 +23,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 
+	"github.com/ovn-overlay/ovn-overlay/e2e/internal/parallel"
 	"github.com/ovn-overlay/ovn-overlay/sandbox"
 )
 
@@ -101,7 +102,7 @@ func TestAttachmentDelAfterRestartWithOVSPortGone(t *testing.T) {
 			if isWarmLSP(port) {
 				t.Fatalf("port %s of a live attachment still has %s=true", port.Name, warmKeyNB)
 			}
-			ips := port.ips()
+			ips := port.IPs()
 			if len(ips) == 0 {
 				t.Fatalf("port %s has no address: %v", port.Name, port.Addresses)
 			}
@@ -156,7 +157,7 @@ func TestAttachmentDelAfterRestartWithOVSPortGone(t *testing.T) {
 				if addressSetHas(t, network, ip.String()) {
 					t.Errorf("%s left the pod's address %s in the address set", verb, ip)
 				}
-				if ps, _ := networkLSPs(network); slices.ContainsFunc(ps, func(p lsp) bool { return !isWarmLSP(p) && slices.Contains(p.ips(), ip) }) {
+				if ps, _ := networkLSPs(network); slices.ContainsFunc(ps, func(p lsp) bool { return !isWarmLSP(p) && slices.Contains(p.IPs(), ip) }) {
 					t.Errorf("%s left the pod's address %s on a non-warm port", verb, ip)
 				}
 			}
@@ -212,7 +213,7 @@ func TestAttachmentKillLoop(t *testing.T) {
 
 	var live []*killPod // pods with an attachment
 	t.Cleanup(func() {
-		forEach(len(live), 16, func(i int) {
+		parallel.ForEach(len(live), 16, func(i int) {
 			_, _ = cniCall(time.Minute, n, "DEL", live[i].cid, live[i].pod.NetnsPath, "net1", live[i].pod.Name, confs[live[i].network])
 			_ = live[i].pod.Delete()
 		})
@@ -245,7 +246,7 @@ func TestAttachmentKillLoop(t *testing.T) {
 		fresh := make([]*killPod, burst)
 		var mkErr error
 		var mu sync.Mutex
-		forEach(burst, 16, func(i int) {
+		parallel.ForEach(burst, 16, func(i int) {
 			p, err := n.NewPod(fmt.Sprintf("kl%d-%d-%s", round, i, randomID()[:4]))
 			mu.Lock()
 			defer mu.Unlock()
@@ -829,7 +830,7 @@ func TestAttachmentReAddSameIdentity(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	forEach(identities, identities, func(i int) {
+	parallel.ForEach(identities, identities, func(i int) {
 		p := pods[i]
 		for c := 1; c <= cycles; c++ {
 			add(p, c, c == 1)

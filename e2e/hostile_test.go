@@ -29,6 +29,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/ovn-overlay/ovn-overlay/cniproto"
+	"github.com/ovn-overlay/ovn-overlay/e2e/internal/parallel"
 	"github.com/ovn-overlay/ovn-overlay/sandbox"
 )
 
@@ -380,7 +381,7 @@ func TestHostileInput(t *testing.T) {
 			}
 			var failed atomic.Int64
 			began := time.Now()
-			forEach(50, 50, func(i int) {
+			parallel.ForEach(50, 50, func(i int) {
 				reply, closed, err := rawExchange(sock, payloads[i%len(payloads)], true, 15*time.Second)
 				if err != nil || (!closed && len(reply) == 0) {
 					failed.Add(1)
@@ -464,7 +465,7 @@ func TestHostileInput(t *testing.T) {
 				measure([]byte("POST /cni HTTP/1.1\r\nHost: d\r\nContent-Length: 1000\r\n\r\n{\"command\":\"ADD\","), 29*time.Second, 36*time.Second),
 			}
 			errs := make([]error, len(checks))
-			forEach(len(checks), len(checks), func(i int) { errs[i] = checks[i]() })
+			parallel.ForEach(len(checks), len(checks), func(i int) { errs[i] = checks[i]() })
 			for _, err := range errs {
 				if err != nil {
 					t.Error(err)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovn-overlay/ovn-overlay/e2e/internal/parallel"
 	"github.com/ovn-overlay/ovn-overlay/sandbox"
 )
 
@@ -21,22 +22,6 @@ func racePodsPerNode() int {
 		return v
 	}
 	return 200
-}
-
-// forEach runs f for every i in [0,n) with at most par at once.
-func forEach(n, par int, f func(i int)) {
-	sem := make(chan struct{}, par)
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			f(i)
-		}()
-	}
-	wg.Wait()
 }
 
 // TestConcurrentAddsAcrossNodesGetUniqueAddresses fires racePodsPerNode
@@ -53,7 +38,7 @@ func TestConcurrentAddsAcrossNodesGetUniqueAddresses(t *testing.T) {
 	pods := make([]*testPod, total)
 	var mu sync.Mutex
 	var setupErr error
-	forEach(total, 16, func(i int) {
+	parallel.ForEach(total, 16, func(i int) {
 		p, err := nodes[i%len(nodes)].NewPod(fmt.Sprintf("race%d-%s", i, randomID()[:4]))
 		mu.Lock()
 		defer mu.Unlock()
@@ -64,7 +49,7 @@ func TestConcurrentAddsAcrossNodesGetUniqueAddresses(t *testing.T) {
 		pods[i] = &testPod{Pod: p, containerID: randomID() + randomID()}
 	})
 	t.Cleanup(func() {
-		forEach(total, 16, func(i int) {
+		parallel.ForEach(total, 16, func(i int) {
 			if pods[i] != nil {
 				_, _ = invokeQuiet(pods[i], "DEL", "net1", conf)
 				_ = pods[i].Delete()
@@ -82,7 +67,7 @@ func TestConcurrentAddsAcrossNodesGetUniqueAddresses(t *testing.T) {
 	errs := make([]error, total)
 	took := make([]time.Duration, total)
 	start := time.Now()
-	forEach(total, total, func(i int) {
+	parallel.ForEach(total, total, func(i int) {
 		begin := time.Now()
 		res, err := addQuiet(pods[i], "net1", conf)
 		took[i] = time.Since(begin)
@@ -130,7 +115,7 @@ func TestConcurrentAddsAcrossNodesGetUniqueAddresses(t *testing.T) {
 	// other node) pings pod 0.
 	unreachable := 0
 	var umu sync.Mutex
-	forEach(total, 8, func(i int) {
+	parallel.ForEach(total, 8, func(i int) {
 		if i == 0 {
 			return
 		}
@@ -148,7 +133,7 @@ func TestConcurrentAddsAcrossNodesGetUniqueAddresses(t *testing.T) {
 	}
 
 	start = time.Now()
-	forEach(total, total, func(i int) {
+	parallel.ForEach(total, total, func(i int) {
 		if _, err := invokeQuiet(pods[i], "DEL", "net1", conf); err != nil {
 			t.Errorf("DEL %d: %v", i, err)
 		}

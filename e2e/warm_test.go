@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"net"
@@ -17,6 +16,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/ovn-overlay/ovn-overlay/daemon/attachment"
+	"github.com/ovn-overlay/ovn-overlay/e2e/internal/attachcheck"
 	"github.com/ovn-overlay/ovn-overlay/sandbox"
 )
 
@@ -47,96 +47,16 @@ const (
 )
 
 // lsp is a logical switch port as the NB holds it.
-type lsp struct {
-	Name         string
-	Addresses    []string
-	PortSecurity []string
-	ExternalIDs  map[string]string
-}
-
-// mac and ips split the port's single "MAC IP..." addresses entry.
-func (p lsp) mac() string {
-	if len(p.Addresses) == 0 {
-		return ""
-	}
-	return strings.Fields(p.Addresses[0])[0]
-}
-
-func (p lsp) ips() []netip.Addr {
-	var out []netip.Addr
-	for _, entry := range p.Addresses {
-		f := strings.Fields(entry)
-		for _, s := range f[min(1, len(f)):] {
-			if a, err := netip.ParseAddr(s); err == nil {
-				out = append(out, a)
-			}
-		}
-	}
-	return out
-}
+type lsp = attachcheck.LSP
 
 // findLSPs reads the logical switch ports matching ovn-nbctl find conditions.
 func findLSPs(t *testing.T, conditions ...string) []lsp {
 	t.Helper()
-	out := nbctl(t, append([]string{"--format=json", "--columns=name,addresses,port_security,external_ids",
-		"find", "Logical_Switch_Port"}, conditions...)...)
-	var table struct {
-		Data [][]json.RawMessage `json:"data"`
-	}
-	if err := json.Unmarshal([]byte(out), &table); err != nil {
-		t.Fatalf("ovn-nbctl printed %q: %v", out, err)
-	}
-	var ports []lsp
-	for _, row := range table.Data {
-		if len(row) != 4 {
-			t.Fatalf("ovn-nbctl row %s: want 4 columns", row)
-		}
-		var p lsp
-		if err := json.Unmarshal(row[0], &p.Name); err != nil {
-			t.Fatalf("name %s: %v", row[0], err)
-		}
-		p.Addresses = ovsdbSet(t, row[1])
-		p.PortSecurity = ovsdbSet(t, row[2])
-		p.ExternalIDs = ovsdbMap(t, row[3])
-		ports = append(ports, p)
+	ports, err := attachcheck.QueryLSPs(cluster, conditions...)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return ports
-}
-
-// ovsdbSet decodes an OVSDB set of strings: a bare atom or ["set", [...]].
-func ovsdbSet(t *testing.T, raw json.RawMessage) []string {
-	t.Helper()
-	var atom string
-	if json.Unmarshal(raw, &atom) == nil {
-		return []string{atom}
-	}
-	var set []json.RawMessage
-	var elems []string
-	if err := json.Unmarshal(raw, &set); err != nil || len(set) != 2 || string(set[0]) != `"set"` {
-		t.Fatalf("not an OVSDB set: %s", raw)
-	}
-	if err := json.Unmarshal(set[1], &elems); err != nil {
-		t.Fatalf("OVSDB set %s: %v", raw, err)
-	}
-	return elems
-}
-
-// ovsdbMap decodes an OVSDB string map: ["map", [[k, v], ...]].
-func ovsdbMap(t *testing.T, raw json.RawMessage) map[string]string {
-	t.Helper()
-	var m []json.RawMessage
-	var pairs [][2]string
-	if err := json.Unmarshal(raw, &m); err != nil || len(m) != 2 || string(m[0]) != `"map"` {
-		t.Fatalf("not an OVSDB map: %s", raw)
-	}
-	if err := json.Unmarshal(m[1], &pairs); err != nil {
-		t.Fatalf("OVSDB map %s: %v", raw, err)
-	}
-	out := map[string]string{}
-	for _, kv := range pairs {
-		out[kv[0]] = kv[1]
-	}
-	return out
 }
 
 // nbPortNamed reads one logical switch port; ok is false if it is gone.
@@ -223,12 +143,12 @@ func checkWarmShape(t *testing.T, network string, n *sandbox.Node, subnet netip.
 		if p.ExternalIDs[nodeKey] != n.Name || p.ExternalIDs[containerIDKey] != "" || p.ExternalIDs[podNameKey] != "" {
 			t.Errorf("warm port %s external_ids %v: want node %s and no pod identity", name, p.ExternalIDs, n.Name)
 		}
-		ips := p.ips()
+		ips := p.IPs()
 		if len(ips) != 1 || !subnet.Contains(ips[0]) {
 			t.Errorf("warm port %s addresses %v: want one address of %s", name, p.Addresses, subnet)
 			continue
 		}
-		if _, err := net.ParseMAC(p.mac()); err != nil {
+		if _, err := net.ParseMAC(p.MAC()); err != nil {
 			t.Errorf("warm port %s addresses %v: bad MAC: %v", name, p.Addresses, err)
 		}
 		if !slices.Equal(p.PortSecurity, p.Addresses) {
@@ -364,15 +284,15 @@ func warmServed(t *testing.T, network string, p *testPod, ifName string, res *cu
 func assertPodHasPort(t *testing.T, p *testPod, ifName string, res *current.Result, port lsp) {
 	t.Helper()
 	mac, addrs := podIface(t, p, ifName)
-	if !strings.EqualFold(mac, port.mac()) {
-		t.Errorf("pod %s %s has MAC %s, port %s has %s", p.Name, ifName, mac, port.Name, port.mac())
+	if !strings.EqualFold(mac, port.MAC()) {
+		t.Errorf("pod %s %s has MAC %s, port %s has %s", p.Name, ifName, mac, port.Name, port.MAC())
 	}
 	var podIPs []netip.Addr
 	for _, a := range addrs {
 		podIPs = append(podIPs, a.Addr())
 	}
-	if !slices.Equal(podIPs, port.ips()) {
-		t.Errorf("pod %s %s has addresses %v, port %s has %v", p.Name, ifName, addrs, port.Name, port.ips())
+	if !slices.Equal(podIPs, port.IPs()) {
+		t.Errorf("pod %s %s has addresses %v, port %s has %v", p.Name, ifName, addrs, port.Name, port.IPs())
 	}
 	if got := podAddrs(t, res); !slices.Equal(got, addrs) {
 		t.Errorf("ADD result addresses %v, pod interface has %v", got, addrs)
@@ -414,8 +334,8 @@ func TestWarmPortsServeAdds(t *testing.T) {
 	podIPs := map[netip.Addr]bool{podAddrs(t, resA)[0].Addr(): true, podAddrs(t, resB)[0].Addr(): true}
 	for _, n := range []*sandbox.Node{n0, n1} {
 		for name, p := range warm[n] {
-			if podIPs[p.ips()[0]] {
-				t.Errorf("warm port %s holds pod address %s", name, p.ips()[0])
+			if podIPs[p.IPs()[0]] {
+				t.Errorf("warm port %s holds pod address %s", name, p.IPs()[0])
 			}
 		}
 	}
@@ -451,7 +371,7 @@ func TestWarmPortsServeAdds(t *testing.T) {
 		}
 	}
 	for name, port := range refilled {
-		if port.ips()[0] == addrC {
+		if port.IPs()[0] == addrC {
 			t.Errorf("refilled warm port %s holds pod %s's address %s", name, c.Name, addrC)
 		}
 	}
@@ -629,7 +549,7 @@ func TestStaticIPHeldByWarmPort(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			held := waitWarm(t, network, tc.holder, warmN)
 			victim := slices.Sorted(maps.Keys(held))[0]
-			ip := held[victim].ips()[0]
+			ip := held[victim].IPs()[0]
 			static := layer2Config(network, subnet.String(), map[string]any{
 				"runtimeConfig": map[string]any{"ips": []string{netip.PrefixFrom(ip, subnet.Bits()).String()}},
 			})
@@ -639,7 +559,7 @@ func TestStaticIPHeldByWarmPort(t *testing.T) {
 				_, err := add(t, p, "net1", static)
 				cniError(t, err, types.ErrInvalidNetworkConfig, ip.String(), "pre-provisioned (warm) port of another node")
 				assertSourceDelta(t, before, portSources(t, n0), map[string]float64{"fixed": 1})
-				if now, ok := nbPortNamed(t, victim); !ok || !isWarmLSP(now) || !slices.Equal(now.ips(), []netip.Addr{ip}) {
+				if now, ok := nbPortNamed(t, victim); !ok || !isWarmLSP(now) || !slices.Equal(now.IPs(), []netip.Addr{ip}) {
 					t.Errorf("%s's warm port %s after the refused ADD: %+v (present %v), want it warm with %s", n1.Name, victim, now, ok, ip)
 				}
 				if _, ok := nbPortNamed(t, coldPortName(network, p, "net1")); ok {
@@ -672,7 +592,7 @@ func TestStaticIPHeldByWarmPort(t *testing.T) {
 			}
 			assertPodHasPort(t, p, "net1", res, port)
 			for _, h := range findLSPs(t, fmt.Sprintf(`external_ids:"%s"="%s"`, networkKey, network)) {
-				if h.Name != own && slices.Contains(h.ips(), ip) {
+				if h.Name != own && slices.Contains(h.IPs(), ip) {
 					t.Errorf("port %s also holds %s", h.Name, ip)
 				}
 			}
@@ -697,7 +617,7 @@ func TestStaticIPHeldByWarmPort(t *testing.T) {
 	}
 }
 
-func isWarmLSP(p lsp) bool { return p.ExternalIDs[warmKeyNB] == "true" }
+func isWarmLSP(p lsp) bool { return attachcheck.IsWarm(p) }
 
 // TestDaemonRestartReusesWarmPorts: a restarted daemon hands out the warm
 // ports its predecessor created instead of creating new ones; the refill

@@ -112,12 +112,12 @@ func (n *Network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
 		// Relabels take no addresses; the relabel committer (the only
 		// other one) never touches the foreign set.
 		if creates(batch) {
-			if err := n.observeForeign(ctx, nb, ls); err != nil {
+			if err := n.syncIndex(ctx, nb, ls); err != nil {
 				finishAll(batch, err)
 				return
 			}
 		}
-		ready, results := n.prepare(nb, ls, batch)
+		ready, results := n.prepare(nb, batch)
 		if len(ready) == 0 {
 			return
 		}
@@ -167,12 +167,9 @@ func (n *Network) commitBatch(nb *ovn.Northbound, batch []*portJob) {
 }
 
 // prepare builds each job's port: a relabelled warm port, or a new one with
-// addresses from the index (synced first with the snapshot the guard will
-// assert). Jobs that cannot be served are answered at once and left out.
-func (n *Network) prepare(nb *ovn.Northbound, ls *nbdb.LogicalSwitch, batch []*portJob) ([]*portJob, []PortResult) {
-	if n.guarded && creates(batch) {
-		n.syncPool(nb, ls)
-	}
+// addresses from the index (synced with the snapshot by syncIndex). Jobs
+// that cannot be served are answered at once and left out.
+func (n *Network) prepare(nb *ovn.Northbound, batch []*portJob) ([]*portJob, []PortResult) {
 	start := time.Now()
 	var ready []*portJob
 	var results []PortResult
@@ -237,30 +234,27 @@ func (n *Network) apply(ctx context.Context, nb *ovn.Northbound, ls *nbdb.Logica
 	return uuids, err
 }
 
-// syncPool makes the address index agree with the switch snapshot the
-// guard will assert. The index is otherwise fed by cache events, which run
-// a moment behind the cache: without this, a port another node just
-// committed could be in the snapshot (so the guard passes) while its
-// address is not yet in the index (so it is handed out again).
-func (n *Network) syncPool(nb *ovn.Northbound, ls *nbdb.LogicalSwitch) {
-	for _, uuid := range ls.Ports {
-		if lsp, ok := nb.PortByUUID(uuid); ok {
-			n.observePort(lsp.Name, lsp)
-		}
-	}
-}
-
-// observeForeign makes the addresses of ports on the switch that are not
-// ours (an admin's lsp-add; the cache holds owned rows only) count as in
-// use: every address on the switch counts, whoever's port holds it. Each
-// such port is read from the server once, and released from the index
-// when it leaves the switch.
-func (n *Network) observeForeign(ctx context.Context, nb *ovn.Northbound, ls *nbdb.LogicalSwitch) error {
+// syncIndex brings the address and MAC indexes in step with the switch
+// snapshot a batch is built from, in one pass over its ports:
+//   - on a guarded (layer2) switch, our ports are observed from the
+//     snapshot the guard will assert. The indexes are otherwise fed by
+//     cache events, which run a moment behind the cache: without this, a
+//     port another node just committed could be in the snapshot (so the
+//     guard passes) while its address is not yet indexed (so it is handed
+//     out again);
+//   - ports that are not ours (an admin's lsp-add; the cache holds owned
+//     rows only) count too, whoever's port holds an address: each is read
+//     from the server once, and released when it leaves the switch.
+func (n *Network) syncIndex(ctx context.Context, nb *ovn.Northbound, ls *nbdb.LogicalSwitch) error {
 	on := make(map[string]bool, len(ls.Ports))
 	var unknown []string
 	for _, uuid := range ls.Ports {
 		on[uuid] = true
-		if _, ok := nb.PortByUUID(uuid); !ok && !n.foreign[uuid] {
+		lsp, ok := nb.PortByUUID(uuid)
+		switch {
+		case ok && n.guarded:
+			n.observePort(lsp.Name, lsp)
+		case !ok && !n.foreign[uuid]:
 			unknown = append(unknown, uuid)
 		}
 	}

@@ -58,7 +58,7 @@ type Network struct {
 	// addresses.
 	macs *macIndex
 	// foreign marks the ports on the switch that are not ours, whose
-	// addresses the index holds (commit.go, observeForeign). Only the
+	// addresses the index holds (commit.go, syncIndex). Only the
 	// committer goroutine touches it.
 	foreign map[string]bool
 	// warm holds this node's pre-provisioned ports (warm.go); nil when

@@ -22,6 +22,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/ovn-overlay/ovn-overlay/e2e/internal/attachcheck"
+	"github.com/ovn-overlay/ovn-overlay/e2e/internal/parallel"
 	"github.com/ovn-overlay/ovn-overlay/sandbox"
 )
 
@@ -215,7 +216,7 @@ func newPods(t *testing.T, e *env, prefix string, count int, pick func(i int) (n
 	pods := make([]*fpod, count)
 	var mkErr error
 	var mu sync.Mutex
-	forEach(count, 16, func(i int) {
+	parallel.ForEach(count, 16, func(i int) {
 		n := e.c.Nodes[i%len(e.c.Nodes)]
 		p, err := n.NewPod(fmt.Sprintf("%s%d-%s", prefix, i, randomID()[:4]))
 		mu.Lock()
@@ -238,22 +239,6 @@ func newPods(t *testing.T, e *env, prefix string, count int, pick func(i int) (n
 		t.Fatalf("create pod netns: %v", mkErr)
 	}
 	return pods
-}
-
-// forEach runs f for every i in [0,n) with at most par at once.
-func forEach(n, par int, f func(i int)) {
-	sem := make(chan struct{}, par)
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			f(i)
-		}()
-	}
-	wg.Wait()
 }
 
 // tally is the accounting of a run's ADDs.
@@ -385,7 +370,7 @@ func burst(ta *tally, pods []*fpod, t0 time.Time) {
 // counts DEL failures in ta.
 func delAll(t *testing.T, ta *tally, pods []*fpod) {
 	t.Helper()
-	forEach(len(pods), 32, func(i int) {
+	parallel.ForEach(len(pods), 32, func(i int) {
 		p := pods[i]
 		deadline := time.Now().Add(retryFor)
 		for {

@@ -52,6 +52,18 @@ type LSP struct {
 	ExternalIDs  map[string]string
 }
 
+// MAC is the MAC of the port's first addresses entry.
+func (p LSP) MAC() string {
+	if len(p.Addresses) == 0 {
+		return ""
+	}
+	f := strings.Fields(p.Addresses[0])
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
+}
+
 // IPs are the addresses of the port's "MAC IP..." addresses entries.
 func (p LSP) IPs() []netip.Addr {
 	var out []netip.Addr
