@@ -27,8 +27,11 @@ import (
 // daemon bounds more tightly; this only catches a hung daemon.
 const Timeout = 2 * time.Minute
 
-// SupportedVersions are the CNI spec versions the plugin speaks.
-var SupportedVersions = version.PluginSupports("0.3.1", "0.4.0", "1.0.0", "1.1.0")
+// SupportedVersions are the CNI spec versions the plugin speaks: every one
+// the daemon can write a result in, as OVN-Kubernetes' plugin does (its
+// NADs say 0.3.0). The library itself refuses CHECK before 0.4.0 and GC
+// and STATUS before 1.1.0, as the spec says.
+var SupportedVersions = version.PluginSupports(netconf.SupportedVersions...)
 
 // Main runs the plugin. It never returns.
 func Main() {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
 
@@ -31,6 +32,11 @@ func (d *Daemon) Check(ctx context.Context, req cniproto.Request) error {
 	r, err := parseRequest(req)
 	if err != nil {
 		return err
+	}
+	// The spec adds CHECK in 0.4.0; older configs accepted for OVN-Kubernetes'
+	// sake get the error the CNI library's own plugins give.
+	if ok, _ := version.GreaterThanOrEqualTo(r.conf.CNIVersion, "0.4.0"); !ok {
+		return types.NewError(types.ErrIncompatibleCNIVersion, "config version does not allow CHECK", "cniVersion "+r.conf.CNIVersion+" predates CHECK (0.4.0)")
 	}
 	if err := checkTopology(r.conf); err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,8 +42,26 @@ const PluginType = "ovn-k8s-cni-overlay"
 // samples.
 const legacyPluginType = "ovn-kubernetes"
 
-// SupportedVersions are the CNI spec versions accepted in cniVersion.
-var SupportedVersions = []string{"0.3.1", "0.4.0", "1.0.0", "1.1.0"}
+// SupportedVersions are the CNI spec versions accepted in cniVersion: every
+// version the CNI library can write a result in, as OVN-Kubernetes accepts
+// (its e2e suite writes 0.3.0 into every NAD).
+var SupportedVersions = []string{"0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"}
+
+// implicitVersion is the version of a config without cniVersion. The CNI
+// library's decoder, and so every plugin built on it (this one's shim
+// included), reads a missing cniVersion as 0.1.0.
+const implicitVersion = "0.1.0"
+
+// reservedNames are network names OVN-Kubernetes keeps for its own cluster
+// network; a secondary network with one of them would be taken for it by
+// every tool that reads OVN-Kubernetes' pod annotations.
+var reservedNames = []string{"default", "ovn-kubernetes"}
+
+// Role values: a secondary network is the only kind this plugin attaches.
+const (
+	RoleSecondary = "secondary"
+	rolePrimary   = "primary"
+)
 
 // Subnet is one entry of "subnets". HostPrefix is the per-node prefix
 // length of the layer3 "cidr/hostPrefix" form, 0 for other topologies.
@@ -67,13 +86,22 @@ type NetConf struct {
 	ExcludeSubnets      []netip.Prefix
 	MTU                 int // 0: not set
 	NADName             string
+	// ReservedSubnets are never handed out dynamically; static requests
+	// may use them.
+	ReservedSubnets     []netip.Prefix
 	AllowPersistentIPs  bool
 	VLANID              int
 	PhysicalNetworkName string
-	RuntimeConfig       RuntimeConfig
-	PrevResult          json.RawMessage
+	// Role is "" or RoleSecondary.
+	Role          string
+	RuntimeConfig RuntimeConfig
+	PrevResult    json.RawMessage
 	// Legacy is set when the config used the enhancement's older form.
 	Legacy bool
+	// Notes say what was accepted but read differently from how it was
+	// written, or ignored, and why: the NAD validator reports them as an
+	// event so that nothing is ignored silently.
+	Notes []string
 }
 
 // FieldError is a rejected config field.
@@ -129,6 +157,9 @@ type raw struct {
 	MTU                     json.RawMessage `json:"mtu"`
 	NADName                 json.RawMessage `json:"netAttachDefName"`
 	AllowPersistentIPs      json.RawMessage `json:"allowPersistentIPs"`
+	ReservedSubnets         json.RawMessage `json:"reservedSubnets"`
+	Role                    json.RawMessage `json:"role"`
+	IPAM                    json.RawMessage `json:"ipam"`
 	VLANID                  json.RawMessage `json:"vlanID"`
 	PhysicalNetworkName     json.RawMessage `json:"physicalNetworkName"`
 	HasExternalConnectivity json.RawMessage `json:"has_external_connectivity"`
@@ -138,6 +169,9 @@ type raw struct {
 	// subnetsKey is the key the subnets were written under: "subnet" in
 	// the legacy form, so errors name what the author actually wrote.
 	subnetsKey string
+	// all is every key of the config, for the keys OVN-Kubernetes knows
+	// and this plugin does not act on (see peerkeys.go).
+	all map[string]json.RawMessage
 }
 
 // present reports whether a field was given; an explicit null counts as
@@ -152,10 +186,14 @@ func Parse(data []byte) (*NetConf, error) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, syntaxError(data, err)
 	}
+	if err := json.Unmarshal(data, &r.all); err != nil {
+		return nil, syntaxError(data, err)
+	}
 	c := &NetConf{}
 	steps := []func(*raw, *NetConf) error{
-		parseVersion, parseName, parseType, parseTopology, parseSubnets,
-		parseExcludes, parseMTU, parseNADName, parsePersistentIPs, parseLocalnet, parseRuntimeConfig, widenRuntimeIPs,
+		parseVersion, parseName, parseType, parseTopology, parseRole, parseIPAM,
+		parseSubnets, parseExcludes, parseReserved, parseMTU, parseNADName, parsePersistentIPs,
+		parseLocalnet, parsePeerKeys, parseRuntimeConfig, widenRuntimeIPs,
 	}
 	for _, step := range steps {
 		if err := step(&r, c); err != nil {
@@ -275,7 +313,9 @@ func parseVersion(r *raw, c *NetConf) error {
 	}
 	supported := strings.Join(SupportedVersions, ", ")
 	if !ok || v == "" {
-		return fieldErr("cniVersion", "", "is required", "set it to one of "+supported)
+		c.CNIVersion = implicitVersion
+		c.note("cniVersion is not set: read as %s, as the CNI library does; results use that version's format, so set it (e.g. \"1.0.0\") to get interfaces and MACs in the result", implicitVersion)
+		return nil
 	}
 	for _, s := range SupportedVersions {
 		if v == s {
@@ -302,6 +342,8 @@ func parseName(r *raw, c *NetConf) error {
 		return fieldErr("name", strconv.Quote(v[:20]+"..."), fmt.Sprintf("is %d characters long", len(v)), fmt.Sprintf("use at most %d", maxNameLen))
 	case !nameRE.MatchString(v):
 		return fieldErr("name", strconv.Quote(v), "may only contain letters, digits, '.', '_' and '-', starting with a letter or digit", "rename the network")
+	case slices.Contains(reservedNames, v):
+		return fieldErr("name", strconv.Quote(v), "is reserved for the cluster's default network (OVN-Kubernetes refuses it too)", "give the secondary network another name")
 	}
 	c.Name = v
 	return nil
@@ -375,6 +417,13 @@ func parseTopology(r *raw, c *NetConf) error {
 }
 
 func parseSubnets(r *raw, c *NetConf) error {
+	if err := parseSubnetList(r, c); err != nil {
+		return err
+	}
+	return checkHostPrefixesAgree(r.subnetsKey, c.Subnets)
+}
+
+func parseSubnetList(r *raw, c *NetConf) error {
 	key := r.subnetsKey
 	s, _, err := stringField(key, r.Subnets)
 	if err != nil {
@@ -394,6 +443,9 @@ func parseSubnets(r *raw, c *NetConf) error {
 		sn, err := parseSubnet(key, entry, c.Topology)
 		if err != nil {
 			return err
+		}
+		if masked := maskedEntry(entry, sn); masked != entry {
+			c.note("%s: %q has host bits set and is read as %q, as OVN-Kubernetes reads it", key, entry, masked)
 		}
 		// Overlapping subnets would hand the same address out twice, or
 		// route one range two ways between node switches.
@@ -415,13 +467,9 @@ func parseSubnet(field, entry string, topo Topology) (Subnet, error) {
 	if err != nil {
 		return sn, fieldErr(field, strconv.Quote(entry), "is not a valid CIDR", "write e.g. 10.128.0.0/24 or fd00:10::/64")
 	}
-	if p != p.Masked() {
-		fix := fmt.Sprintf("write %q", p.Masked().String())
-		if hasHostPrefix {
-			fix = fmt.Sprintf("write %q", p.Masked().String()+"/"+hostPrefix)
-		}
-		return sn, fieldErr(field, strconv.Quote(entry), "host bits are set", fix)
-	}
+	// Host bits are dropped, not refused: OVN-Kubernetes' own NADs write
+	// "192.168.200.0/16" for 192.168.0.0/16. The NAD validator notes it.
+	p = p.Masked()
 	if err := usableRange(field, entry, p); err != nil {
 		return sn, err
 	}
@@ -522,13 +570,19 @@ func hostPrefixLen(s string, given bool, cluster netip.Prefix) (int, error) {
 }
 
 // checkHostPrefix makes sure the cluster CIDR really splits into node
-// subnets, each holding a gateway and at least one pod.
+// subnets, each holding a gateway and at least one pod. IPv6 node subnets
+// are /64, as OVN-Kubernetes requires: a NAD valid here stays valid there.
 func checkHostPrefix(field, entry string, sn Subnet) error {
 	p := sn.CIDR
-	limit := 126 // subnet-router anycast, gateway, two pods
-	if p.Addr().Is4() {
-		limit = 30 // network, gateway, pod, broadcast
+	if p.Addr().Is6() {
+		if sn.HostPrefix == 64 && p.Bits() < 64 {
+			return nil
+		}
+		return fieldErr(field, strconv.Quote(entry),
+			fmt.Sprintf("an IPv6 per-node prefix must be /64 within a cluster prefix shorter than /64, got /%d in /%d", sn.HostPrefix, p.Bits()),
+			fmt.Sprintf("write e.g. %s/64", netip.PrefixFrom(p.Addr(), min(p.Bits(), 48)).Masked()))
 	}
+	const limit = 30 // network, gateway, pod, broadcast
 	if sn.HostPrefix > p.Bits() && sn.HostPrefix <= limit {
 		return nil
 	}
@@ -537,39 +591,136 @@ func checkHostPrefix(field, entry string, sn Subnet) error {
 		fmt.Sprintf("write e.g. %s/%d", p, min(p.Bits()+8, limit)))
 }
 
-func parseExcludes(r *raw, c *NetConf) error {
-	s, _, err := stringField("excludeSubnets", r.ExcludeSubnets)
-	if err != nil || strings.TrimSpace(s) == "" {
+// checkHostPrefixesAgree requires one per-node prefix length per address
+// family, as OVN-Kubernetes does: every node gets one subnet of each
+// family's size.
+func checkHostPrefixesAgree(field string, subnets []Subnet) error {
+	var first *Subnet
+	for i, sn := range subnets {
+		if sn.HostPrefix == 0 || !sn.CIDR.Addr().Is4() {
+			continue
+		}
+		if first == nil {
+			first = &subnets[i]
+			continue
+		}
+		if sn.HostPrefix != first.HostPrefix {
+			return fieldErr(field, fmt.Sprintf("%s/%d, %s/%d", first.CIDR, first.HostPrefix, sn.CIDR, sn.HostPrefix),
+				"IPv4 entries have different per-node prefixes", fmt.Sprintf("use one per-node prefix for all IPv4 entries, e.g. /%d", first.HostPrefix))
+		}
+	}
+	return nil
+}
+
+// maskedEntry is how a subnets entry is read: the CIDR without host bits,
+// with the per-node prefix if one was written.
+func maskedEntry(entry string, sn Subnet) string {
+	_, hostPrefix, ok := splitHostPrefix(entry)
+	if ok {
+		return sn.CIDR.String() + "/" + hostPrefix
+	}
+	return sn.CIDR.String()
+}
+
+func (c *NetConf) note(format string, args ...any) {
+	c.Notes = append(c.Notes, fmt.Sprintf(format, args...))
+}
+
+func parseRole(r *raw, c *NetConf) error {
+	v, _, err := stringField("role", r.Role)
+	if err != nil {
 		return err
 	}
-	if len(c.Subnets) == 0 {
-		return fieldErr("excludeSubnets", strconv.Quote(s), "needs \"subnets\" to exclude from", "add \"subnets\" or remove \"excludeSubnets\"")
+	switch v {
+	case "", RoleSecondary:
+		c.Role = v
+		return nil
+	case rolePrimary:
+		return fieldErr("role", strconv.Quote(v), "is not supported: this plugin attaches secondary networks; the pod keeps its cluster network as its primary one",
+			"remove \"role\" or set it to \"secondary\"; for a primary user-defined network use OVN-Kubernetes' UserDefinedNetwork")
 	}
+	return fieldErr("role", strconv.Quote(v), "is not a network role", "set it to \"secondary\" or remove it (values are lower case)")
+}
+
+// parseIPAM refuses an "ipam" section: this plugin allocates addresses
+// itself, and a user who adds whereabouts must not believe it is in effect.
+// An empty object asks for nothing and is accepted, as OVN-Kubernetes does.
+func parseIPAM(r *raw, _ *NetConf) error {
+	if !present(r.IPAM) {
+		return nil
+	}
+	var ipam struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(r.IPAM, &ipam); err != nil {
+		return fieldErr("ipam", string(r.IPAM), "must be an object, and is not supported anyway", "remove \"ipam\" and give the network \"subnets\"")
+	}
+	if ipam.Type != "" {
+		return fieldErr("ipam", string(r.IPAM), "is not supported: this plugin allocates addresses from the network's \"subnets\" (static ones through runtimeConfig, CNI_ARGS or IPAMClaims)",
+			"remove \"ipam\" and set \"subnets\" (and \"excludeSubnets\"/\"reservedSubnets\" to keep addresses out)")
+	}
+	return nil
+}
+
+func parseExcludes(r *raw, c *NetConf) error {
+	list, err := parseRanges("excludeSubnets", r.ExcludeSubnets, c)
+	c.ExcludeSubnets = list
+	return err
+}
+
+// parseReserved reads "reservedSubnets": kept out of dynamic allocation,
+// open to static requests (OVN-Kubernetes' layer2 feature; localnet shares
+// layer2's allocation here). Layer3 allocates per node, where a
+// cluster-wide reserved range has no meaning, and OVN-Kubernetes refuses it.
+func parseReserved(r *raw, c *NetConf) error {
+	list, err := parseRanges("reservedSubnets", r.ReservedSubnets, c)
+	if err != nil || len(list) == 0 {
+		return err
+	}
+	if c.Topology == Layer3 {
+		return fieldErr("reservedSubnets", string(r.ReservedSubnets), "only applies to topologies layer2 and localnet", "use \"excludeSubnets\" on layer3")
+	}
+	c.ReservedSubnets = list
+	return nil
+}
+
+// parseRanges reads a comma-separated list of ranges inside the network's
+// subnets (excludeSubnets, reservedSubnets). An empty string is absent:
+// OVN-Kubernetes' e2e NADs write every optional field as "".
+func parseRanges(field string, v json.RawMessage, c *NetConf) ([]netip.Prefix, error) {
+	s, _, err := stringField(field, v)
+	if err != nil || strings.TrimSpace(s) == "" {
+		return nil, err
+	}
+	if len(c.Subnets) == 0 {
+		return nil, fieldErr(field, strconv.Quote(s), "needs \"subnets\" to apply to", fmt.Sprintf("add \"subnets\" or remove %q", field))
+	}
+	var list []netip.Prefix
 	for _, entry := range strings.Split(s, ",") {
 		entry = strings.TrimSpace(entry)
 		if entry == "" {
-			return fieldErr("excludeSubnets", strconv.Quote(s), "has an empty entry", "remove the extra comma")
+			return nil, fieldErr(field, strconv.Quote(s), "has an empty entry", "remove the extra comma")
 		}
 		p, err := parsePrefixOrAddr(entry)
 		if err != nil {
-			return fieldErr("excludeSubnets", strconv.Quote(entry), "is not a CIDR or IP address", "write e.g. 10.128.0.0/29 or 10.128.0.1")
+			return nil, fieldErr(field, strconv.Quote(entry), "is not a CIDR or IP address", "write e.g. 10.128.0.0/29 or 10.128.0.1")
 		}
-		// An exclude outside every subnet excludes nothing: almost always a
-		// typo that would leave the intended addresses allocatable.
+		// A range outside every subnet does nothing: almost always a typo
+		// that would leave the intended addresses allocatable.
 		if !insideAny(p, c.Subnets) {
-			return fieldErr("excludeSubnets", strconv.Quote(entry), "is not inside any of \"subnets\"", "exclude only ranges of the network's subnets")
+			return nil, fieldErr(field, strconv.Quote(entry), "is not inside any of \"subnets\"", "list only ranges of the network's subnets")
 		}
-		// Excluding a whole subnet leaves it nothing to hand out: ADD
+		// Covering a whole subnet leaves it nothing to hand out: ADD
 		// would only ever fail.
 		for _, sn := range c.Subnets {
 			if p.Contains(sn.CIDR.Addr()) && p.Bits() <= sn.CIDR.Bits() {
-				return fieldErr("excludeSubnets", strconv.Quote(entry), fmt.Sprintf("covers all of subnet %s, leaving no address to hand out", sn.CIDR),
-					"exclude only part of the subnet, or remove the subnet from \"subnets\"")
+				return nil, fieldErr(field, strconv.Quote(entry), fmt.Sprintf("covers all of subnet %s, leaving no address to hand out", sn.CIDR),
+					"list only part of the subnet, or remove the subnet from \"subnets\"")
 			}
 		}
-		c.ExcludeSubnets = append(c.ExcludeSubnets, p.Masked())
+		list = append(list, p.Masked())
 	}
-	return nil
+	return list, nil
 }
 
 func insideAny(p netip.Prefix, subnets []Subnet) bool {
@@ -639,6 +790,9 @@ func parsePersistentIPs(r *raw, c *NetConf) error {
 	return nil
 }
 
+// parseLocalnet reads vlanID and physicalNetworkName. A vlanID of 0 means
+// untagged, as in OVN-Kubernetes, whose e2e NADs write "vlanID": 0 on every
+// topology; outside localnet both fields are ignored, as there.
 func parseLocalnet(r *raw, c *NetConf) error {
 	vlan, hasVLAN, err := intField("vlanID", r.VLANID)
 	if err != nil {
@@ -648,20 +802,19 @@ func parseLocalnet(r *raw, c *NetConf) error {
 	if err != nil {
 		return err
 	}
-	// An empty name means "use the network name", so it is as good as absent.
-	hasPhys := phys != ""
 	if c.Topology != Localnet {
-		if hasVLAN {
-			return fieldErr("vlanID", strconv.Itoa(vlan), "only applies to topology localnet", "remove it, or use \"topology\": \"localnet\"")
+		if vlan != 0 {
+			c.note("vlanID %d is ignored: it only applies to topology localnet", vlan)
 		}
-		if hasPhys {
-			return fieldErr("physicalNetworkName", strconv.Quote(phys), "only applies to topology localnet", "remove it, or use \"topology\": \"localnet\"")
+		if phys != "" {
+			c.note("physicalNetworkName %q is ignored: it only applies to topology localnet", phys)
 		}
 		return nil
 	}
-	if hasVLAN && (vlan < 1 || vlan > 4094) {
-		return fieldErr("vlanID", strconv.Itoa(vlan), "must be between 1 and 4094", "use a valid 802.1Q VLAN ID, or omit it for untagged traffic")
+	if hasVLAN && (vlan < 0 || vlan > 4094) {
+		return fieldErr("vlanID", strconv.Itoa(vlan), "must be between 1 and 4094, or 0 for untagged", "use a valid 802.1Q VLAN ID, or omit it for untagged traffic")
 	}
+	// An empty name means "use the network name", so it is as good as absent.
 	c.VLANID, c.PhysicalNetworkName = vlan, phys
 	return nil
 }
@@ -756,19 +909,29 @@ func parseMAC(field, s string) (net.HardwareAddr, error) {
 // Fingerprint identifies the network's shape: two configs with the same
 // name must have the same fingerprint to share the network.
 func (c *NetConf) Fingerprint() string {
-	var subnets, excludes []string
+	var subnets []string
 	for _, s := range c.Subnets {
 		subnets = append(subnets, fmt.Sprintf("%s/%d", s.CIDR, s.HostPrefix))
 	}
-	for _, e := range c.ExcludeSubnets {
-		excludes = append(excludes, e.String())
-	}
 	sort.Strings(subnets)
-	sort.Strings(excludes)
 	canonical := fmt.Sprintf("topology=%s;subnets=%s;exclude=%s;mtu=%d;vlan=%d;phys=%s;persistent=%t",
-		c.Topology, strings.Join(subnets, ","), strings.Join(excludes, ","), c.MTU, c.VLANID, c.physicalNetwork(), c.AllowPersistentIPs)
+		c.Topology, strings.Join(subnets, ","), sortedPrefixes(c.ExcludeSubnets), c.MTU, c.VLANID, c.physicalNetwork(), c.AllowPersistentIPs)
+	// Appended only when set, so networks made before reservedSubnets
+	// existed keep their fingerprint across the upgrade.
+	if len(c.ReservedSubnets) > 0 {
+		canonical += ";reserved=" + sortedPrefixes(c.ReservedSubnets)
+	}
 	sum := sha256.Sum256([]byte(canonical))
 	return hex.EncodeToString(sum[:16])
+}
+
+func sortedPrefixes(list []netip.Prefix) string {
+	var out []string
+	for _, p := range list {
+		out = append(out, p.String())
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
 }
 
 // physicalNetwork is the localnet's bridge mapping name: an empty

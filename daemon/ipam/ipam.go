@@ -27,6 +27,9 @@ type Pool struct {
 	mu       sync.Mutex
 	subnets  []netip.Prefix
 	excluded []netip.Prefix
+	// staticOnly ranges (a NAD's reservedSubnets) are never allocated,
+	// but static requests may use them.
+	staticOnly []netip.Prefix
 	owner    map[netip.Addr]string
 	owned    map[string][]netip.Addr
 	// pinned addresses belong to a persistent claim (an IPAMClaim): never
@@ -54,6 +57,15 @@ func NewPool(subnets, excluded []netip.Prefix) *Pool {
 		p.cursor[i] = p.subnets[i].Addr()
 	}
 	return p
+}
+
+// SetStaticOnly keeps ranges out of Allocate while leaving them to static
+// requests (Reserve), as OVN-Kubernetes' reservedSubnets do. Call it before
+// the pool is used.
+func (p *Pool) SetStaticOnly(ranges []netip.Prefix) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.staticOnly = append([]netip.Prefix(nil), ranges...)
 }
 
 // Allocate reserves one address from every subnet for owner and returns
@@ -163,8 +175,9 @@ func (p *Pool) InUse() int {
 	return len(p.owner)
 }
 
-// Allocatable reports whether addr lies in a subnet and outside the
-// exclusions and reserved addresses, i.e. whether Allocate could return it.
+// Allocatable reports whether a static request may take addr: it lies in a
+// subnet, outside the exclusions, and is not a network or broadcast
+// address. Static-only ranges are allowed: that is what they are for.
 func (p *Pool) Allocatable(addr netip.Addr) bool {
 	for _, s := range p.subnets {
 		if s.Contains(addr) {
@@ -226,7 +239,7 @@ func (p *Pool) nextFree(i int) (netip.Addr, bool) {
 		if wrapped && !c.Less(start) {
 			return netip.Addr{}, false
 		}
-		if ex, ok := p.exclusionOf(c); ok {
+		if ex, ok := p.skipped(c); ok {
 			c = LastAddr(ex).Next()
 			continue
 		}
@@ -244,6 +257,20 @@ func (p *Pool) exclusionOf(a netip.Addr) (netip.Prefix, bool) {
 	for _, ex := range p.excluded {
 		if ex.Contains(a) {
 			return ex, true
+		}
+	}
+	return netip.Prefix{}, false
+}
+
+// skipped is the excluded or static-only range holding a, which Allocate
+// jumps over.
+func (p *Pool) skipped(a netip.Addr) (netip.Prefix, bool) {
+	if ex, ok := p.exclusionOf(a); ok {
+		return ex, true
+	}
+	for _, r := range p.staticOnly {
+		if r.Contains(a) {
+			return r, true
 		}
 	}
 	return netip.Prefix{}, false
@@ -299,7 +326,8 @@ func (p *Pool) freeIn(s netip.Prefix) int {
 		for a := s.Addr(); s.Contains(a); a = a.Next() {
 			_, taken := p.owner[a]
 			_, pinned := p.pinned[a]
-			if !taken && !pinned && !p.excludedOrSpecial(s, a) {
+			_, skip := p.skipped(a)
+			if !taken && !pinned && !skip && !isSpecial(s, a) {
 				n++
 			}
 		}

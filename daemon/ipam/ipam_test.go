@@ -2,7 +2,9 @@ package ipam
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -150,6 +152,63 @@ func TestAllocatable(t *testing.T) {
 		if got := p.Allocatable(netip.MustParseAddr(addr)); got != want {
 			t.Errorf("Allocatable(%s) = %v, want %v", addr, got, want)
 		}
+	}
+}
+
+func TestStaticOnlyRanges(t *testing.T) {
+	tests := []struct {
+		name       string
+		subnets    []netip.Prefix
+		staticOnly []netip.Prefix
+		wantFirst  string // first dynamic allocation
+		wantFree   int
+	}{
+		{"reserved head", prefixes("192.168.1.0/24"), prefixes("192.168.1.0/28"), "192.168.1.16/24", 254 - 15},
+		{"reserved middle", prefixes("10.0.0.0/29"), prefixes("10.0.0.1/32", "10.0.0.2/31"), "10.0.0.4/29", 3},
+		{"dual stack", prefixes("192.168.1.0/24", "fd00::/120"), prefixes("192.168.1.0/28", "fd00::/124"), "192.168.1.16/24 fd00::10/120", 254 - 15},
+		{"none", prefixes("10.0.0.0/29"), nil, "10.0.0.1/29", 6},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := NewPool(tt.subnets, nil)
+			p.SetStaticOnly(tt.staticOnly)
+			if got := p.Free(); got != tt.wantFree {
+				t.Errorf("Free() = %d, want %d", got, tt.wantFree)
+			}
+			got, err := p.Allocate("dyn")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var s []string
+			for _, a := range got {
+				s = append(s, a.String())
+			}
+			if strings.Join(s, " ") != tt.wantFirst {
+				t.Errorf("first allocation %v, want %s", s, tt.wantFirst)
+			}
+			// A static request may take a static-only address.
+			for _, r := range tt.staticOnly {
+				a := r.Addr().Next()
+				if !p.Allocatable(a) {
+					t.Errorf("Allocatable(%s) = false for a static-only address", a)
+				}
+				if err := p.Reserve("static", "", []netip.Addr{a}); err != nil {
+					t.Errorf("Reserve(%s): %v", a, err)
+				}
+			}
+		})
+	}
+	// Dynamic allocation never enters the range, even when the rest is
+	// used up.
+	p := NewPool(prefixes("10.0.0.0/29"), nil) // .1-.6
+	p.SetStaticOnly(prefixes("10.0.0.0/30"))   // .1-.3
+	for i := 0; i < 3; i++ {
+		if _, err := p.Allocate(fmt.Sprint("pod", i)); err != nil {
+			t.Fatalf("allocation %d: %v", i, err)
+		}
+	}
+	if got, err := p.Allocate("one-too-many"); !errors.Is(err, ErrExhausted) {
+		t.Fatalf("allocation into the static-only range: %v, %v", got, err)
 	}
 }
 

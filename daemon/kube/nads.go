@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
@@ -75,16 +76,16 @@ func (v *nadValidator) handler() cache.ResourceEventHandler {
 
 func key(nad *nadv1.NetworkAttachmentDefinition) string { return nad.Namespace + "/" + nad.Name }
 
-// ours reports whether a NAD's config is of this plugin's type (or the
-// enhancement's legacy type, which we also serve).
+// ours reports whether a NAD's config is for this plugin (or the
+// enhancement's legacy type, which we also serve), alone or in a
+// "plugins" list. A config that is not JSON names no type, so it is
+// nobody's to judge here.
 func ours(config string) bool {
-	var c struct {
-		Type string `json:"type"`
-	}
-	if json.Unmarshal([]byte(config), &c) != nil {
+	if !json.Valid([]byte(config)) {
 		return false
 	}
-	return c.Type == netconf.PluginType || c.Type == "ovn-kubernetes"
+	_, err := netconf.Flatten([]byte(config))
+	return !errors.Is(err, netconf.ErrNotOurs)
 }
 
 func (v *nadValidator) upsert(obj any) {
@@ -102,14 +103,14 @@ func (v *nadValidator) upsert(obj any) {
 	}
 	st.nad = nad
 	st.conf, st.reason, st.problem = nil, "", ""
-	conf, err := netconf.Parse([]byte(nad.Spec.Config))
+	conf, err := netconf.ParseNAD(key(nad), []byte(nad.Spec.Config))
+	var mismatch *netconf.NADNameMismatchError
 	switch {
+	case errors.As(err, &mismatch):
+		st.conf = mismatch.Conf
+		st.reason, st.problem = ReasonNameMismatch, err.Error()
 	case err != nil:
 		st.reason, st.problem = ReasonInvalidConfig, err.Error()
-	case conf.NADName != "" && conf.NADName != key(nad):
-		st.conf = conf
-		st.reason = ReasonNameMismatch
-		st.problem = fmt.Sprintf("netAttachDefName is %q but this NetworkAttachmentDefinition is %q; set \"netAttachDefName\": %q", conf.NADName, key(nad), key(nad))
 	default:
 		st.conf = conf
 	}
@@ -160,7 +161,11 @@ func (v *nadValidator) report(st *nadState) {
 	}
 	st.reported = verdict
 	if st.problem == "" {
-		v.recorder.Event(st.nad, corev1.EventTypeNormal, ReasonNetworkConfigAccept, "network config is valid")
+		msg := "network config is valid"
+		if len(st.conf.Notes) > 0 {
+			msg += "; note: " + strings.Join(st.conf.Notes, "; ")
+		}
+		v.recorder.Event(st.nad, corev1.EventTypeNormal, ReasonNetworkConfigAccept, msg)
 		return
 	}
 	v.log.Warn("NetworkAttachmentDefinition refused", "nad", key(st.nad), "reason", st.reason, "problem", st.problem)

@@ -271,6 +271,7 @@ func (ns *Registry) setUpLayer2(ctx context.Context, n *Network) error {
 		subnets = append(subnets, s.CIDR)
 	}
 	n.pool = ipam.NewPool(subnets, n.conf.ExcludeSubnets)
+	n.pool.SetStaticOnly(n.conf.ReservedSubnets)
 	return nil
 }
 
@@ -321,7 +322,7 @@ func (n *Network) reserve(req PortRequest) ([]netip.Prefix, error) {
 	}
 	addrs, err := n.pool.Allocate(req.Name)
 	if err != nil {
-		return nil, fmt.Errorf("network %q is out of addresses: %w; widen \"subnets\" or shrink \"excludeSubnets\"", n.name, err)
+		return nil, fmt.Errorf("network %q is out of addresses: %w; widen \"subnets\" or shrink \"excludeSubnets\" or \"reservedSubnets\"", n.name, err)
 	}
 	return addrs, nil
 }

@@ -182,6 +182,25 @@ func (p *runtimePod) ifMAC(t *testing.T, ifName string) string {
 	return strings.TrimSpace(out)
 }
 
+func (p *runtimePod) ifMTU(t *testing.T, ifName string) int {
+	t.Helper()
+	out, err := p.netns.Run("ip", "-o", "link", "show", "dev", ifName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(out)
+	for i, w := range f {
+		if w == "mtu" && i+1 < len(f) {
+			var mtu int
+			if _, err := fmt.Sscan(f[i+1], &mtu); err == nil {
+				return mtu
+			}
+		}
+	}
+	t.Fatalf("no MTU in %q", out)
+	return 0
+}
+
 // ping pings dst from the pod bound to ifName, retrying the first probe
 // (the first packet to a new tunnel peer is dropped during underlay ARP).
 func (p *runtimePod) ping(t *testing.T, ifName string, dst netip.Addr) {
