@@ -78,14 +78,14 @@ type RuntimeConfig struct {
 
 // NetConf is a validated network config.
 type NetConf struct {
-	CNIVersion          string
-	Name                string
-	Type                string
-	Topology            Topology
-	Subnets             []Subnet
-	ExcludeSubnets      []netip.Prefix
-	MTU                 int // 0: not set
-	NADName             string
+	CNIVersion     string
+	Name           string
+	Type           string
+	Topology       Topology
+	Subnets        []Subnet
+	ExcludeSubnets []netip.Prefix
+	MTU            int // 0: not set
+	NADName        string
 	// ReservedSubnets are never handed out dynamically; static requests
 	// may use them.
 	ReservedSubnets     []netip.Prefix

@@ -30,8 +30,8 @@ type Pool struct {
 	// staticOnly ranges (a NAD's reservedSubnets) are never allocated,
 	// but static requests may use them.
 	staticOnly []netip.Prefix
-	owner    map[netip.Addr]string
-	owned    map[string][]netip.Addr
+	owner      map[netip.Addr]string
+	owned      map[string][]netip.Addr
 	// pinned addresses belong to a persistent claim (an IPAMClaim): never
 	// handed to anyone else, even while no port uses them.
 	pinned map[netip.Addr]string
