@@ -222,6 +222,11 @@ func (ns *Registry) Get(ctx context.Context, conf *netconf.NetConf) (*Network, e
 	// Registered before seeding: events from now on reach the pool, and
 	// the seed below reads a cache at least as new as those events.
 	ns.m[conf.Name] = n
+	// Without Kubernetes there is no NAD to put these on: the log is
+	// where an operator learns what the config did not do.
+	for _, note := range conf.Notes {
+		n.log.Info("network config note", "note", note)
+	}
 	ports, err := ns.nb.Ports(func(p *nbdb.LogicalSwitchPort) bool {
 		return p.ExternalIDs[externalids.Network] == conf.Name
 	})
