@@ -250,6 +250,8 @@ func TestInvalidConfigsAreRejectedByField(t *testing.T) {
 		{"enhancement sample with trailing comma", `{"cniVersion": "0.3.1", "type": "ovn-kubernetes", "name": "tenant-overlay", "subnet": "10.10.10.0/24", }`, types.ErrInvalidNetworkConfig, []string{"trailing comma"}},
 		{"external connectivity", `{"cniVersion": "0.3.1", "type": "ovn-kubernetes", "name": "tenant-overlay-ext-network", "subnet": "10.10.20.0/24", "has_external_connectivity": true}`, types.ErrInvalidNetworkConfig, []string{"has_external_connectivity"}},
 		{"exclude outside subnets", `{"cniVersion":"1.0.0","name":"x","type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":"10.0.0.0/24","excludeSubnets":"10.1.0.0/24"}`, types.ErrInvalidNetworkConfig, []string{"excludeSubnets"}},
+		{"primary role", `{"cniVersion":"1.0.0","name":"x","type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":"10.0.0.0/24","role":"primary"}`, types.ErrInvalidNetworkConfig, []string{"role", "UserDefinedNetwork"}},
+		{"ipam plugin", `{"cniVersion":"1.0.0","name":"x","type":"ovn-k8s-cni-overlay","topology":"layer2","ipam":{"type":"whereabouts"}}`, types.ErrInvalidNetworkConfig, []string{"ipam", "subnets"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -471,10 +472,15 @@ func TestParseArgs(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{specLayer2, specLayer3, enhancementFlat, `{}`, `{"cniVersion":"1.0.0","name":"n","type":"ovn-k8s-cni-overlay","topology":"layer3","subnets":"10.0.0.0/8/30"}`} {
+	for _, s := range []string{specLayer2, specLayer3, enhancementFlat, `{}`, `{"cniVersion":"1.0.0","name":"n","type":"ovn-k8s-cni-overlay","topology":"layer3","subnets":"10.0.0.0/8/30"}`,
+		`{"cniVersion":"0.3.0","name":"n","plugins":[{"type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":"10.0.0.1/24","reservedSubnets":"10.0.0.0/28","vlanID":0,"role":""}]}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// The NAD path (list flattening, netAttachDefName) must hold up too.
+		if nc, err := ParseNAD("ns/n", data); err == nil {
+			checkInvariants(t, nc)
+		}
 		c, err := Parse(data)
 		if err == nil && c.Name == "" {
 			t.Fatalf("accepted a config without a name: %q", data)
@@ -511,6 +517,20 @@ func checkInvariants(t *testing.T, c *NetConf) {
 	}
 	if c.MTU < 0 || c.MTU > 65535 || c.VLANID < 0 || c.VLANID > 4094 {
 		t.Fatalf("accepted mtu %d vlan %d", c.MTU, c.VLANID)
+	}
+	if c.Role != "" && c.Role != RoleSecondary {
+		t.Fatalf("accepted role %q", c.Role)
+	}
+	for _, r := range append(append([]netip.Prefix(nil), c.ReservedSubnets...), c.ExcludeSubnets...) {
+		if !insideAny(r, c.Subnets) {
+			t.Fatalf("accepted range %v outside the subnets", r)
+		}
+	}
+	if len(c.ReservedSubnets) > 0 && c.Topology == Layer3 {
+		t.Fatal("accepted reservedSubnets on layer3")
+	}
+	if !slices.Contains(SupportedVersions, c.CNIVersion) {
+		t.Fatalf("accepted cniVersion %q", c.CNIVersion)
 	}
 }
 
