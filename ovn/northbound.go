@@ -75,7 +75,7 @@ func ConnectNorthbound(ctx context.Context, endpoint string, logger logr.Logger,
 		return nil, fmt.Errorf("nb client: %w", err)
 	}
 	if err := c.Connect(ctx); err != nil {
-		return nil, fmt.Errorf("connect to NB %s: %w", endpoint, err)
+		return nil, fmt.Errorf("connect to NB %s: %w", endpoint, explainSchema("OVN Northbound", err))
 	}
 	nb := &Northbound{client: c, changed: make(chan struct{})}
 	c.Cache().AddEventHandler(&cache.EventHandlerFuncs{
@@ -88,11 +88,11 @@ func ConnectNorthbound(ctx context.Context, endpoint string, logger logr.Logger,
 	lr, lrp := &nbdb.LogicalRouter{}, &nbdb.LogicalRouterPort{}
 	as := &nbdb.AddressSet{}
 	_, err = c.Monitor(ctx, c.NewMonitor(
-		client.WithConditionalTable(ls, []model.Condition{{Field: &ls.ExternalIDs, Function: ovsdb.ConditionIncludes, Value: owned}}),
-		client.WithConditionalTable(lsp, []model.Condition{{Field: &lsp.ExternalIDs, Function: ovsdb.ConditionIncludes, Value: owned}}),
-		client.WithConditionalTable(lr, []model.Condition{{Field: &lr.ExternalIDs, Function: ovsdb.ConditionIncludes, Value: owned}}),
-		client.WithConditionalTable(lrp, []model.Condition{{Field: &lrp.ExternalIDs, Function: ovsdb.ConditionIncludes, Value: owned}}),
-		client.WithConditionalTable(as, []model.Condition{{Field: &as.ExternalIDs, Function: ovsdb.ConditionIncludes, Value: owned}}),
+		client.WithConditionalTable(ls, []model.Condition{{Field: &ls.ExternalIDs, Function: ovsdb.ConditionIncludes, Value: owned}}, Columns(ls)...),
+		client.WithConditionalTable(lsp, []model.Condition{{Field: &lsp.ExternalIDs, Function: ovsdb.ConditionIncludes, Value: owned}}, Columns(lsp)...),
+		client.WithConditionalTable(lr, []model.Condition{{Field: &lr.ExternalIDs, Function: ovsdb.ConditionIncludes, Value: owned}}, Columns(lr)...),
+		client.WithConditionalTable(lrp, []model.Condition{{Field: &lrp.ExternalIDs, Function: ovsdb.ConditionIncludes, Value: owned}}, Columns(lrp)...),
+		client.WithConditionalTable(as, []model.Condition{{Field: &as.ExternalIDs, Function: ovsdb.ConditionIncludes, Value: owned}}, Columns(as)...),
 	))
 	if err != nil {
 		c.Close()

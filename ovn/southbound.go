@@ -36,7 +36,7 @@ func ConnectSouthbound(ctx context.Context, endpoint, chassis string, logger log
 		return nil, fmt.Errorf("sb client: %w", err)
 	}
 	if err := c.Connect(ctx); err != nil {
-		return nil, fmt.Errorf("connect to SB %s: %w", endpoint, err)
+		return nil, fmt.Errorf("connect to SB %s: %w", endpoint, explainSchema("OVN Southbound", err))
 	}
 	ch := &sbdb.Chassis{}
 	_, err = c.Monitor(ctx, c.NewMonitor(client.WithConditionalTable(ch,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,6 +49,11 @@ func Connect(ctx context.Context, endpoint, bridge string, logger logr.Logger) (
 		return nil, fmt.Errorf("ovs client: %w", err)
 	}
 	if err := c.Connect(ctx); err != nil {
+		if strings.Contains(err.Error(), "does not exist in schema") {
+			// The model holds what Open vSwitch 3.1 and newer have
+			// (schemas/README.md): an older server lacks a column.
+			err = fmt.Errorf("the Open_vSwitch schema lacks a table or column ovn-overlay uses; it needs Open vSwitch 3.1 or newer: %w", err)
+		}
 		return nil, fmt.Errorf("connect to OVS %s: %w", endpoint, err)
 	}
 	o := &Client{client: c, bridge: bridge, waiters: map[string][]chan error{}}

@@ -60,7 +60,7 @@ func (c *Cluster) startDBCluster(db, netns string) ([]*service, error) {
 	}
 	// Member 0 creates the cluster; the others are told every other
 	// member's address, so they can join through whichever answers first.
-	if _, err := run("", "ovsdb-tool", "create-cluster", members[0].argv[1], spec.schema, raft[0]); err != nil {
+	if _, err := c.run("", "ovsdb-tool", "create-cluster", members[0].argv[1], c.release.Path(spec.schema), raft[0]); err != nil {
 		return nil, err
 	}
 	for i := 1; i < clusterSize; i++ {
@@ -70,7 +70,7 @@ func (c *Cluster) startDBCluster(db, netns string) ([]*service, error) {
 				args = append(args, raft[j])
 			}
 		}
-		if _, err := run("", args...); err != nil {
+		if _, err := c.run("", args...); err != nil {
 			return nil, err
 		}
 	}

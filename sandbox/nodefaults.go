@@ -39,7 +39,7 @@ func (n *Node) RestartVSwitchd() error {
 	ctl := filepath.Join(n.Dir, "vswitchd.ctl")
 	deadline := time.Now().Add(startTimeout)
 	for {
-		out, err := run("", "ovs-appctl", "--timeout=5", "-t", ctl, "dpif/show")
+		out, err := n.cluster.run("", "ovs-appctl", "--timeout=5", "-t", ctl, "dpif/show")
 		if err == nil && strings.Contains(out, "br-int:") && strings.Contains(out, "br-phy:") && strings.Contains(out, "ul0 ") {
 			break
 		}
@@ -85,7 +85,7 @@ func (n *Node) WaitOVNControllerConnected(timeout time.Duration) error {
 		ctl, err := n.OVNControllerCtl()
 		if err == nil {
 			var out string
-			out, err = run("", "ovn-appctl", "--timeout=5", "-t", ctl, "connection-status")
+			out, err = n.cluster.run("", "ovn-appctl", "--timeout=5", "-t", ctl, "connection-status")
 			if err == nil && strings.TrimSpace(out) == "connected" {
 				return nil
 			}

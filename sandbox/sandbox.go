@@ -39,6 +39,9 @@ type Options struct {
 	UnderlayMTU int
 	// Progress receives one line per bring-up step. May be nil.
 	Progress io.Writer
+	// Release is the OVN/OVS build to run; nil picks the one ReleaseEnv
+	// names (the host's packages when unset).
+	Release *Release
 	// ClusteredDBs runs the central NB and SB each as a 3-member RAFT
 	// cluster (members 0, 1, 2) instead of one standalone ovsdb-server, so
 	// tests can kill a leader and watch clients fail over. Central.NB and
@@ -54,6 +57,7 @@ type Cluster struct {
 	Nodes   []*Node
 
 	opts       Options
+	release    Release
 	underlayNS string
 	mu         sync.Mutex
 	procs      []*Process
@@ -123,7 +127,13 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	} else if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	c = &Cluster{Prefix: opts.Prefix, Dir: opts.Dir, opts: opts, dbs: map[string][]*service{}}
+	release := Release{}
+	if opts.Release != nil {
+		release = *opts.Release
+	} else if release, err = ReleaseFromEnv(); err != nil {
+		return nil, err
+	}
+	c = &Cluster{Prefix: opts.Prefix, Dir: opts.Dir, opts: opts, release: release, dbs: map[string][]*service{}}
 	// Not the named result: `return nil, err` has cleared that by the time
 	// this runs, and the processes started so far must still be stopped.
 	started := c
@@ -147,7 +157,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 			return nil, err
 		}
 	}
-	c.progress("sandbox %s up: central OVN + %d nodes in %s (dir %s)", c.Prefix, opts.Nodes, time.Since(begin).Round(time.Millisecond), c.Dir)
+	c.progress("sandbox %s up: central OVN %s + %d nodes in %s (dir %s)", c.Prefix, c.release.Name, opts.Nodes, time.Since(begin).Round(time.Millisecond), c.Dir)
 	return c, nil
 }
 
@@ -158,8 +168,9 @@ func (c *Cluster) progress(format string, args ...any) {
 }
 
 // Start launches a tracked process in netns (empty: the caller's netns).
+// OVS and OVN programs are the cluster's release's.
 func (c *Cluster) Start(name, netns string, env []string, argv ...string) (*Process, error) {
-	p, err := startProcess(name, netns, filepath.Join(c.Dir, name+".log"), env, argv...)
+	p, err := startProcess(name, netns, filepath.Join(c.Dir, name+".log"), env, c.release.Command(argv)...)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +198,7 @@ func (c *Cluster) addNetns(name string) error {
 
 func (c *Cluster) startOVSDB(name, netns, dir, schema, db string) (*service, error) {
 	dbPath := filepath.Join(dir, db)
-	if _, err := run("", "ovsdb-tool", "create", dbPath, schema); err != nil {
+	if _, err := c.run("", "ovsdb-tool", "create", dbPath, schema); err != nil {
 		return nil, err
 	}
 	sock := filepath.Join(dir, name+".sock")
@@ -207,6 +218,17 @@ func (c *Cluster) startOVSDB(name, netns, dir, schema, db string) (*service, err
 	return s, nil
 }
 
+// StartExtraDB starts one more standalone ovsdb-server in the central
+// namespace, serving a new database made from schemaFile, and returns its
+// endpoint. Tests run clients against other schema versions with it.
+func (c *Cluster) StartExtraDB(name, schemaFile string) (string, error) {
+	s, err := c.startOVSDB(name, c.Prefix+"-central", c.Dir, schemaFile, name+".db")
+	if err != nil {
+		return "", err
+	}
+	return s.endpoint, nil
+}
+
 func (c *Cluster) startCentral() error {
 	ns := c.Prefix + "-central"
 	if err := c.addNetns(ns); err != nil {
@@ -221,12 +243,12 @@ func (c *Cluster) startCentral() error {
 			c.dbs[db] = members
 		}
 	} else {
-		nb, err := c.startOVSDB("central-nb", ns, c.Dir, nbSchema, "ovnnb.db")
+		nb, err := c.startOVSDB("central-nb", ns, c.Dir, c.release.Path(nbSchema), "ovnnb.db")
 		if err != nil {
 			return err
 		}
 		c.dbs["nb"] = []*service{nb}
-		sb, err := c.startOVSDB("central-sb", ns, c.Dir, sbSchema, "ovnsb.db")
+		sb, err := c.startOVSDB("central-sb", ns, c.Dir, c.release.Path(sbSchema), "ovnsb.db")
 		if err != nil {
 			return err
 		}
@@ -286,12 +308,12 @@ func (c *Cluster) startNode(i int) error {
 		return err
 	}
 	var err error
-	if n.ovsdb, err = c.startOVSDB(n.Name+"-ovsdb", n.Netns, n.Dir, vswitchSchema, "conf.db"); err != nil {
+	if n.ovsdb, err = c.startOVSDB(n.Name+"-ovsdb", n.Netns, n.Dir, c.release.Path(vswitchSchema), "conf.db"); err != nil {
 		return err
 	}
 	n.OVS = n.ovsdb.endpoint
 	vsctl := func(args ...string) error {
-		_, err := run(n.Netns, append([]string{"ovs-vsctl", "--db=" + n.OVS, "--timeout=20"}, args...)...)
+		_, err := c.run(n.Netns, append([]string{"ovs-vsctl", "--db=" + n.OVS, "--timeout=20"}, args...)...)
 		return err
 	}
 	if err := vsctl("--no-wait", "init"); err != nil {
@@ -453,10 +475,23 @@ func (c *Cluster) Node(name string) (*Node, error) {
 	return nil, fmt.Errorf("sandbox has no node %q", name)
 }
 
-// Run executes a short command inside the node's network namespace.
+// Run executes a short command inside the node's network namespace; OVS
+// and OVN tools are the cluster's release's.
 func (n *Node) Run(argv ...string) (string, error) {
-	return run(n.Netns, argv...)
+	return n.cluster.run(n.Netns, argv...)
 }
+
+// Run executes a short command in the caller's network namespace; OVS and
+// OVN tools are the cluster's release's.
+func (c *Cluster) Run(argv ...string) (string, error) { return c.run("", argv...) }
+
+// run is the package's run with the cluster's release of OVS/OVN tools.
+func (c *Cluster) run(netns string, argv ...string) (string, error) {
+	return run(netns, c.release.Command(argv)...)
+}
+
+// Release is the OVN/OVS build the cluster runs.
+func (c *Cluster) Release() Release { return c.release }
 
 // Pod is a network namespace standing in for a pod's sandbox.
 type Pod struct {

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -53,9 +54,35 @@ func (c *Cluster) startService(s *service, wait bool) error {
 		return err
 	}
 	if wait && s.ready != "" {
-		return waitForFile(s.ready, p, startTimeout)
+		if err := waitForFile(s.ready, p, startTimeout); err != nil {
+			return err
+		}
+		if strings.HasSuffix(s.ready, ".sock") {
+			// The socket file appears at bind(), a moment before the
+			// server listens: wait until it accepts.
+			return waitForAccept(s.ready, p, startTimeout)
+		}
 	}
 	return nil
+}
+
+// waitForAccept waits until a unix socket accepts a connection.
+func waitForAccept(path string, p *Process, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		conn, err := net.DialTimeout("unix", path, time.Second)
+		if err == nil {
+			conn.Close()
+			return nil
+		}
+		if p.Exited() {
+			return fmt.Errorf("%s exited before serving %s: %s", p.Name, path, p.LogTail(2000))
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %s waiting for %s to accept: %w", timeout, path, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // stop ends s's running incarnation: SIGTERM then SIGKILL after a
