@@ -119,8 +119,10 @@ kill-loop: deps
 faults: deps
 	@cd e2e && E2E_FAULT_ROUNDS=10 E2E_FAULT_BURST=200 $(GO) test -count=1 -p 1 -timeout 90m -run 'TestFault' -v ./faults/
 
-generate:
-	@$(GO) generate ./ovn/ ./ovs/
+# Regenerates the OVSDB models from the newest supported schemas (OVN 25.03's
+# root) pruned to the oldest supported ones (the host's 23.03): schemas/README.md.
+generate: deps
+	@$(GO) run ./schemas/gen -newest /var/cache/ovn-overlay/ovn-25.03 -oldest /
 
 clean:
 	rm -rf $(BIN)
