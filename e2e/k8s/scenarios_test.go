@@ -115,9 +115,9 @@ func TestConflictingNADs(t *testing.T) {
 
 func TestInvalidNADGetsAnEventWhenCreated(t *testing.T) {
 	ns := namespace(t, "invalid")
-	nad := createNAD(t, ns, "bad", `{"cniVersion":"1.0.0","name":"bad-net","type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":"10.128.0.5/16","netAttachDefName":"invalid/bad"}`)
+	nad := createNAD(t, ns, "bad", `{"cniVersion":"1.0.0","name":"bad-net","type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":"10.128.0.0/16","role":"Primary","netAttachDefName":"invalid/bad"}`)
 	for _, ev := range eventsFor(t, nad, "InvalidNetworkConfig") {
-		if ev.Reason == "InvalidNetworkConfig" && !strings.Contains(ev.Message, `"10.128.0.0/16"`) {
+		if ev.Reason == "InvalidNetworkConfig" && !strings.Contains(ev.Message, `set it to "secondary"`) {
 			t.Errorf("event %q does not give the fix", ev.Message)
 		}
 	}
