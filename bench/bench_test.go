@@ -6,9 +6,10 @@ package main
 //
 // BenchmarkAttach/<path>/<topology> attaches one fresh pod per iteration on
 // the sandbox's first node, through the same paths `go run .` measures, and
-// reports the attaches' p50 and p99 besides ns/op. Pod creation, a path's
-// untimed preparation and the detach stay outside the timer. The sandbox is
-// started once, by the first benchmark that runs, and stopped by TestMain.
+// reports the attaches' p50 and p99 besides ns/op, on the OVN release
+// $OVN_OVERLAY_OVN selects. Pod creation, a path's untimed preparation and
+// the detach stay outside the timer. The sandbox is started once, by the
+// first benchmark that runs, and stopped by TestMain.
 
 import (
 	"context"
@@ -79,10 +80,16 @@ func sharedHarness(b *testing.B) *harness {
 			shared.skip = err.Error()
 			return
 		}
+		// The release the environment selects, as every other suite:
+		// `go test -bench` compares paths, not releases (`go run . -ovn`
+		// does that).
+		rel, err := sandbox.ReleaseFromEnv()
+		if err != nil {
+			shared.err = err
+			return
+		}
 		locked(func() {
-			// setUp only creates its output directory; nothing is
-			// written to it.
-			shared.h, shared.stop, shared.err = setUp(context.Background(), os.TempDir())
+			shared.h, shared.stop, shared.err = setUp(context.Background(), rel)
 		})
 	})
 	if shared.skip != "" {

@@ -116,7 +116,7 @@ func (h *harness) newTargets(ctx context.Context) ([]*target, error) {
 		{path: &overlayPath{plugin: h.plugin, config: benchL3, cold: true}, topology: "layer3"},
 		{path: floor, topology: "layer2"},
 		{path: prebound, topology: "layer2"},
-		{path: &conventionalPath{nb: h.cluster.Central.NB, ls: "bench-reference"}, topology: "layer2"},
+		{path: &conventionalPath{nb: h.cluster.Central.NB, ls: "bench-reference", rel: h.cluster.Release()}, topology: "layer2"},
 	}, nil
 }
 
@@ -329,7 +329,7 @@ func (h *harness) runWorkload(ctx context.Context, t *target, w workload) (*resu
 	delWall := time.Since(delStart)
 
 	r := &result{
-		Path: t.path.name(), Topology: t.topology, Workload: w.name, Pods: w.pods,
+		OVN: h.cluster.Release().Name, Path: t.path.name(), Topology: t.topology, Workload: w.name, Pods: w.pods,
 		Latency: summarize(lat), LatenciesMs: millis(lat),
 		WallSeconds: wall.Seconds(), PodsPerSecond: float64(len(pods)) / wall.Seconds(),
 		DelWallSeconds: delWall.Seconds(), DelPodsPerSecond: float64(len(pods)) / delWall.Seconds(),

@@ -11,6 +11,10 @@
 // It writes bench.json, bench.md (p50/p90/p99/max and ratios) and
 // latency-cdf.png to -out, printing progress as it goes. -short runs every
 // workload with a handful of pods (CI uses it so the suite cannot rot).
+//
+// -ovn names the OVN releases to measure (e.g. 25.03,23.03): each runs the
+// whole suite on a sandbox of its own, one after the other, and the report
+// puts them side by side.
 package main
 
 import (
@@ -34,6 +38,7 @@ func main() {
 	stopOnSignal()
 	short := flag.Bool("short", false, "tiny workloads: check that every path and output works")
 	out := flag.String("out", "results", "directory for bench.json, bench.md and latency-cdf.png")
+	ovn := flag.String("ovn", defaultReleases(), "comma-separated OVN releases to measure one after another, each on a fresh sandbox (e.g. 25.03,23.03); default: $"+sandbox.ReleaseEnv+", else 23.03")
 	scale := flag.Bool("scale", false, "run the scale runs instead (NB pre-filled with -scale-ports ports of -scale-nodes nodes; -scale-local ports on one node); writes scale.json and scale.md")
 	scalePorts := flag.Int("scale-ports", 20000, "ports pre-filled in the NB for -scale")
 	scaleNodes := flag.Int("scale-nodes", 200, "simulated nodes (chassis rows) owning them")
@@ -42,22 +47,28 @@ func main() {
 	paths := flag.String("paths", "", "comma-separated paths to run (e.g. floor,ovn-overlay/layer2); empty: all")
 	workloads := flag.String("workloads", "", "comma-separated workloads to run (e.g. sequential,burst-300); empty: all")
 	flag.Parse()
-	if *scale {
-		if err := runScale(*out, *scalePorts, *scaleNodes, *scaleLocal, *scaleSteps); err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
+	err := func() error {
+		releases, err := lookupReleases(split(*ovn))
+		if err != nil {
+			return err
 		}
-		return
-	}
-	only := split(*paths)
-	if err := run(*short, *out, only, split(*workloads)); err != nil {
+		// Created up front: a bad -out must not cost a whole run.
+		if err := os.MkdirAll(*out, 0o755); err != nil {
+			return err
+		}
+		if *scale {
+			return runScale(context.Background(), releases, *out, *scalePorts, *scaleNodes, *scaleLocal, *scaleSteps)
+		}
+		return run(context.Background(), releases, *short, *out, split(*paths), split(*workloads))
+	}()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-// onSignal is the running sandbox's stop function: Ctrl-C or a kill must
-// not leave network namespaces and processes behind.
+// onSignal undoes what is running (the sandbox, the built binaries): Ctrl-C
+// or a kill must not leave network namespaces and processes behind.
 var onSignal atomic.Pointer[func()]
 
 func stopOnSignal() {
@@ -77,44 +88,38 @@ func progress(format string, args ...any) {
 	fmt.Printf("[%s] "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 }
 
-// setUp builds the binaries and starts the sandbox with a daemon per node.
-// The returned function stops everything.
-func setUp(ctx context.Context, out string, daemonArgs ...string) (*harness, func(), error) {
-	if err := sandbox.CheckPrerequisites(); err != nil {
-		return nil, nil, err
-	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return nil, nil, err
-	}
+// buildBinaries builds the CNI plugin and the daemon into a temp dir, once
+// for all releases: the product is the same, only OVN changes.
+func buildBinaries() (string, error) {
 	bin, err := os.MkdirTemp("", "ovn-overlay-bench-bin-")
 	if err != nil {
-		return nil, nil, err
+		return "", err
 	}
 	for _, cmd := range []string{"ovn-k8s-cni-overlay", "ovn-overlayd"} {
 		progress("building %s", cmd)
 		if b, err := exec.Command("go", "build", "-C", "..", "-o", filepath.Join(bin, cmd), "./cmd/"+cmd).CombinedOutput(); err != nil {
 			os.RemoveAll(bin)
-			return nil, nil, fmt.Errorf("build %s: %w\n%s", cmd, err, b)
+			return "", fmt.Errorf("build %s: %w\n%s", cmd, err, b)
 		}
 	}
-	progress("starting the sandbox: central OVN + 2 nodes")
-	cluster, err := sandbox.Start(ctx, sandbox.Options{Nodes: 2})
+	return bin, nil
+}
+
+// startHarness starts rel's sandbox with a daemon per node, from the
+// binaries in bin. The returned function stops the sandbox; it may be
+// called more than once (by a signal and by the caller).
+func startHarness(ctx context.Context, bin string, rel sandbox.Release, daemonArgs ...string) (*harness, func(), error) {
+	progress("starting the sandbox: OVN %s, central OVN + 2 nodes", rel.Name)
+	cluster, err := sandbox.Start(ctx, sandbox.Options{Nodes: 2, Release: &rel})
 	if err != nil {
-		os.RemoveAll(bin)
 		return nil, nil, err
 	}
 	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cluster.Stop()
-			os.RemoveAll(bin)
-		})
-	}
-	onSignal.Store(&stop)
+	stop := func() { once.Do(cluster.Stop) }
 	h := &harness{cluster: cluster, plugin: filepath.Join(bin, "ovn-k8s-cni-overlay"), daemons: map[string]*sandbox.Process{},
 		daemonBin: filepath.Join(bin, "ovn-overlayd"), baseArgs: daemonArgs, daemonArgs: daemonArgs}
 	for _, n := range cluster.Nodes {
-		p, err := n.StartDaemon(filepath.Join(bin, "ovn-overlayd"), daemonArgs...)
+		p, err := n.StartDaemon(h.daemonBin, daemonArgs...)
 		if err != nil {
 			stop()
 			return nil, nil, err
@@ -124,20 +129,72 @@ func setUp(ctx context.Context, out string, daemonArgs ...string) (*harness, fun
 	return h, stop, nil
 }
 
-func runScale(out string, ports, nodes, local, steps int) error {
-	ctx := context.Background()
-	// At scale ovn-controller may take far longer than the default 20 s
-	// deadline; the run measures how long.
-	h, stop, err := setUp(ctx, out, "--ready-timeout=90s")
+// setUp builds the binaries and starts rel's sandbox with a daemon per
+// node, for the Go benchmarks. The returned function stops everything.
+func setUp(ctx context.Context, rel sandbox.Release, daemonArgs ...string) (*harness, func(), error) {
+	if err := sandbox.CheckPrerequisites(); err != nil {
+		return nil, nil, err
+	}
+	bin, err := buildBinaries()
+	if err != nil {
+		return nil, nil, err
+	}
+	h, stop, err := startHarness(ctx, bin, rel, daemonArgs...)
+	if err != nil {
+		os.RemoveAll(bin)
+		return nil, nil, err
+	}
+	return h, func() { stop(); os.RemoveAll(bin) }, nil
+}
+
+// forEachRelease runs measure on a fresh sandbox of each release, in
+// order, stopping each sandbox before starting the next: two at once
+// would share the machine's cores and skew both measurements.
+func forEachRelease(ctx context.Context, releases []sandbox.Release, daemonArgs []string, measure func(*harness) error) error {
+	if err := sandbox.CheckPrerequisites(); err != nil {
+		return err
+	}
+	bin, err := buildBinaries()
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(bin)
+	for _, rel := range releases {
+		if err := measureRelease(ctx, bin, rel, daemonArgs, measure); err != nil {
+			return fmt.Errorf("OVN %s: %w", rel.Name, err)
+		}
+	}
+	return nil
+}
+
+// measureRelease is one release's turn of forEachRelease.
+func measureRelease(ctx context.Context, bin string, rel sandbox.Release, daemonArgs []string, measure func(*harness) error) error {
+	h, stop, err := startHarness(ctx, bin, rel, daemonArgs...)
 	if err != nil {
 		return err
 	}
 	defer stop()
-	r, err := h.runScale(ctx, ports, nodes, local, max(steps, 1), 20)
+	cleanup := func() { stop(); os.RemoveAll(bin) }
+	onSignal.Store(&cleanup)
+	return measure(h)
+}
+
+func runScale(ctx context.Context, releases []sandbox.Release, out string, ports, nodes, local, steps int) error {
+	var runs []*scaleResult
+	// At scale ovn-controller may take far longer than the default 20 s
+	// deadline; the run measures how long.
+	err := forEachRelease(ctx, releases, []string{"--ready-timeout=90s"}, func(h *harness) error {
+		r, err := h.runScale(ctx, ports, nodes, local, max(steps, 1), 20)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, r)
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	if err := writeScale(out, describeMachine(), r); err != nil {
+	if err := writeScale(out, describeMachine(releases), runs); err != nil {
 		return err
 	}
 	progress("wrote %s/scale.json, scale.md", out)
@@ -151,33 +208,33 @@ func split(list string) []string {
 	return strings.Split(list, ",")
 }
 
-func run(short bool, out string, only, workloads []string) error {
-	ctx := context.Background()
-	h, stop, err := setUp(ctx, out)
-	if err != nil {
-		return err
-	}
-	defer stop()
-	h.paths = only
+func run(ctx context.Context, releases []sandbox.Release, short bool, out string, only, workloads []string) error {
 	plan := fullPlan()
 	if short {
 		plan = shortPlan()
 	}
 	plan = selectWorkloads(plan, workloads)
-	results, err := h.runPlan(ctx, plan)
+	var results []*result
+	err := forEachRelease(ctx, releases, nil, func(h *harness) error {
+		h.paths = only
+		rs, err := h.runPlan(ctx, plan)
+		results = append(results, rs...)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	machine := describeMachine()
+	machine := describeMachine(releases)
 	if err := writeJSON(filepath.Join(out, "bench.json"), machine, results); err != nil {
 		return err
 	}
 	if err := writeMarkdown(filepath.Join(out, "bench.md"), machine, results, short); err != nil {
 		return err
 	}
-	if err := plotCDF(filepath.Join(out, "latency-cdf.png"), results); err != nil {
+	plots, err := writeCDFs(out, results)
+	if err != nil {
 		return err
 	}
-	progress("wrote %s/bench.json, bench.md, latency-cdf.png", out)
+	progress("wrote %s/bench.json, bench.md, %s", out, strings.Join(plots, ", "))
 	return nil
 }

@@ -7,7 +7,9 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -15,6 +17,8 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
+
+	"github.com/ovn-overlay/ovn-overlay/sandbox"
 )
 
 type stats struct {
@@ -26,6 +30,8 @@ type stats struct {
 }
 
 type result struct {
+	// OVN is the release the sandbox ran ("25.03").
+	OVN              string    `json:"ovn"`
 	Path             string    `json:"path"`
 	Topology         string    `json:"topology"`
 	Workload         string    `json:"workload"`
@@ -46,13 +52,27 @@ type result struct {
 	FirstError       string    `json:"first_error,omitempty"`
 }
 
-func describeMachine() string {
+// describeMachine names the machine and each release's OVS and OVN as
+// they really ran: every release answers --version through its own
+// binaries, since the host's are only one of them.
+func describeMachine(releases []sandbox.Release) string {
 	kernel, _ := exec.Command("uname", "-r").Output()
-	ovs, _ := exec.Command("ovs-vswitchd", "--version").Output()
-	ovn, _ := exec.Command("ovn-controller", "--version").Output()
-	first := func(b []byte) string { return strings.SplitN(strings.TrimSpace(string(b)), "\n", 2)[0] }
-	return fmt.Sprintf("%d CPUs, %s, kernel %s, %s, %s, userspace (netdev) datapath, 2 nodes over geneve; %s",
-		runtime.NumCPU(), runtime.Version(), strings.TrimSpace(string(kernel)), first(ovs), first(ovn), time.Now().UTC().Format("2006-01-02"))
+	builds := make([]string, len(releases))
+	for i, rel := range releases {
+		builds[i] = fmt.Sprintf("OVN %s: %s, %s", rel.Name, version(rel, "ovs-vswitchd"), version(rel, "ovn-controller"))
+	}
+	return fmt.Sprintf("%d CPUs, %s, kernel %s, userspace (netdev) datapath, 2 nodes over geneve; %s; %s",
+		runtime.NumCPU(), runtime.Version(), strings.TrimSpace(string(kernel)), strings.Join(builds, "; "), time.Now().UTC().Format("2006-01-02"))
+}
+
+// version is the first line of rel's program --version.
+func version(rel sandbox.Release, program string) string {
+	argv := rel.Command([]string{program, "--version"})
+	out, err := exec.Command(argv[0], argv[1:]...).Output()
+	if err != nil {
+		return fmt.Sprintf("%s (version unknown: %v)", program, err)
+	}
+	return strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0]
 }
 
 func writeJSON(path, machine string, results []*result) error {
@@ -66,21 +86,23 @@ func writeJSON(path, machine string, results []*result) error {
 	return os.WriteFile(path, b, 0o644)
 }
 
-// reference finds the same workload measured on another path.
-func reference(results []*result, path, workload string) *result {
-	for _, r := range results {
-		if r.Path == path && r.Workload == workload {
-			return r
+// reference finds the result of path for r's release and workload. Taking
+// r, not loose names, keeps every ratio within one release even when
+// results holds several.
+func reference(results []*result, r *result, path string) *result {
+	for _, x := range results {
+		if x.OVN == r.OVN && x.Path == path && x.Workload == r.Workload {
+			return x
 		}
 	}
 	return nil
 }
 
-// referenceTopology is reference for one topology.
-func referenceTopology(results []*result, path, topology, workload string) *result {
-	for _, r := range results {
-		if r.Path == path && r.Topology == topology && r.Workload == workload {
-			return r
+// referenceTopology is reference for r's topology too.
+func referenceTopology(results []*result, r *result, path string) *result {
+	for _, x := range results {
+		if x.OVN == r.OVN && x.Path == path && x.Topology == r.Topology && x.Workload == r.Workload {
+			return x
 		}
 	}
 	return nil
@@ -93,41 +115,39 @@ func ratio(a, b float64) string {
 	return fmt.Sprintf("%.2f×", a/b)
 }
 
-// writeMarkdown writes the table the README shows. Ratios compare with the
-// floor and conventional paths measured in the same run: for sequential
-// workloads p50 ADD latency, for bursts the time until the whole burst is
-// ready.
+// writeMarkdown writes the tables the README shows: one section per
+// release, then, with several, how the releases compare.
 func writeMarkdown(path, machine string, results []*result, short bool) error {
+	return os.WriteFile(path, []byte(markdown(machine, results, short)), 0o644)
+}
+
+func markdown(machine string, results []*result, short bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Machine: %s.\n\n", machine)
 	if short {
 		b.WriteString("**Short mode (CI smoke run): pod counts are too small for the figures to mean anything.**\n\n")
 	}
+	groups := byRelease(results)
+	for _, g := range groups {
+		fmt.Fprintf(&b, "## OVN %s\n\n", g.ovn)
+		writeReleaseTable(&b, g.results)
+		b.WriteString("\n")
+	}
+	if len(groups) > 1 {
+		writeComparison(&b, []string{"path", "topology", "workload"}, benchComparison(groups))
+	}
+	return b.String()
+}
+
+// writeReleaseTable writes one release's results. Ratios compare with the
+// floor and conventional paths measured on the same sandbox: for
+// sequential workloads p50 ADD latency, for bursts the time until the
+// whole burst is ready.
+func writeReleaseTable(b *strings.Builder, results []*result) {
 	b.WriteString("| path | topology | workload | pods | ADD p50 ms | p90 | p99 | max | ready (s) | pods/s | vs floor | vs cold | conventional vs this | first packet p50 ms | DEL pods/s | warm ADDs | NB txns | OVS txns | daemon CPU s | daemon peak RSS MB | failed |\n")
 	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range results {
-		floor, conv := reference(results, "floor", r.Workload), reference(results, "conventional", r.Workload)
-		metric := func(x *result) float64 {
-			if x == nil {
-				return 0
-			}
-			if strings.HasPrefix(r.Workload, "sequential") {
-				return x.Latency.P50
-			}
-			return x.WallSeconds
-		}
-		vsFloor, convVs, vsCold := "-", "-", "-"
-		if r.Path == "ovn-overlay" {
-			if cold := referenceTopology(results, "ovn-overlay-cold", r.Topology, r.Workload); cold != nil {
-				vsCold = ratio(metric(r), metric(cold))
-			}
-		}
-		if floor != nil && r.Path != "floor" {
-			vsFloor = ratio(metric(r), metric(floor))
-		}
-		if conv != nil && r.Path != "conventional" {
-			convVs = ratio(metric(conv), metric(r))
-		}
+		vsFloor, vsCold, convVs := referenceRatios(results, r)
 		fp := "-"
 		if r.FirstPacket != nil {
 			fp = fmt.Sprintf("%.1f", r.FirstPacket.P50)
@@ -138,7 +158,7 @@ func writeMarkdown(path, machine string, results []*result, short bool) error {
 			}
 			return fmt.Sprintf(format, v)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %d | %.1f | %.1f | %.1f | %.1f | %.2f | %.0f | %s | %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %d |\n",
+		fmt.Fprintf(b, "| %s | %s | %s | %d | %.1f | %.1f | %.1f | %.1f | %.2f | %.0f | %s | %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %d |\n",
 			r.Path, r.Topology, r.Workload, r.Pods, r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max,
 			r.WallSeconds, r.PodsPerSecond, vsFloor, vsCold, convVs, fp, r.DelPodsPerSecond,
 			opt(float64(r.WarmADDs), "%.0f"), opt(float64(r.NBTransactions), "%.0f"), opt(float64(r.OVSTransactions), "%.0f"),
@@ -146,17 +166,156 @@ func writeMarkdown(path, machine string, results []*result, short bool) error {
 	}
 	for _, r := range results {
 		if r.Failed > 0 {
-			fmt.Fprintf(&b, "\n%s %s %s: %d of %d attaches failed; first error: `%s`\n", r.Path, r.Topology, r.Workload, r.Failed, r.Pods, strings.TrimSpace(r.FirstError))
+			fmt.Fprintf(b, "\n%s %s %s: %d of %d attaches failed; first error: `%s`\n", r.Path, r.Topology, r.Workload, r.Failed, r.Pods, strings.TrimSpace(r.FirstError))
 		}
 	}
-	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
-// plotCDF draws the ADD latency CDF of the sequential workload, one line
-// per path (and topology).
-func plotCDF(path string, results []*result) error {
+// referenceRatios are r's "vs floor", "vs cold" and "conventional vs this"
+// columns ("-" where they do not apply), against r's own release.
+func referenceRatios(results []*result, r *result) (vsFloor, vsCold, convVs string) {
+	metric := func(x *result) float64 {
+		if strings.HasPrefix(r.Workload, "sequential") {
+			return x.Latency.P50
+		}
+		return x.WallSeconds
+	}
+	vsFloor, vsCold, convVs = "-", "-", "-"
+	if r.Path == "ovn-overlay" {
+		if cold := referenceTopology(results, r, "ovn-overlay-cold"); cold != nil {
+			vsCold = ratio(metric(r), metric(cold))
+		}
+	}
+	if floor := reference(results, r, "floor"); floor != nil && r.Path != "floor" {
+		vsFloor = ratio(metric(r), metric(floor))
+	}
+	if conv := reference(results, r, "conventional"); conv != nil && r.Path != "conventional" {
+		convVs = ratio(metric(conv), metric(r))
+	}
+	return vsFloor, vsCold, convVs
+}
+
+// comparedPaths are the paths the release comparison shows: the product,
+// warm ports on and off, and the floor, which tells whether a change is
+// OVN's own.
+var comparedPaths = []string{"ovn-overlay", "ovn-overlay-cold", "floor"}
+
+// comparisonRow is one measurement taken on several releases.
+type comparisonRow struct {
+	labels    []string         // what it is: path, topology, workload
+	byRelease map[string]stats // its ADD latency per release
+}
+
+// benchComparison pairs the compared paths' results across releases, in
+// the order of the first release's run.
+func benchComparison(groups []releaseResults) []comparisonRow {
+	var rows []comparisonRow
+	index := map[string]int{}
+	for _, g := range groups {
+		for _, r := range g.results {
+			if !slices.Contains(comparedPaths, r.Path) {
+				continue
+			}
+			key := r.Path + "\x00" + r.Topology + "\x00" + r.Workload
+			i, ok := index[key]
+			if !ok {
+				i = len(rows)
+				index[key] = i
+				rows = append(rows, comparisonRow{labels: []string{r.Path, r.Topology, r.Workload}, byRelease: map[string]stats{}})
+			}
+			rows[i].byRelease[g.ovn] = r.Latency
+		}
+	}
+	return rows
+}
+
+// writeComparison writes the releases side by side: p50 and p99 per
+// release, newest first, then newest ÷ oldest (below 1×: the newest is
+// faster). A row a release lacks (or measured nothing for) shows "-".
+func writeComparison(b *strings.Builder, labels []string, rows []comparisonRow) {
+	var names []string
+	for _, row := range rows {
+		for name := range row.byRelease {
+			if !slices.Contains(names, name) {
+				names = append(names, name)
+			}
+		}
+	}
+	names = newestFirst(names)
+	if len(names) < 2 {
+		return
+	}
+	newest, oldest := names[0], names[len(names)-1]
+	fmt.Fprintf(b, "## OVN %s\n\n", strings.Join(names, " vs "))
+	fmt.Fprintf(b, "ADD latency (ms) of the same measurement on each release; the last columns divide OVN %s's by OVN %s's (below 1×: %s is faster).\n\n", newest, oldest, newest)
+	header, align := slices.Clone(labels), strings.Repeat("|---", len(labels))
+	for _, n := range names {
+		header = append(header, n+" p50", n+" p99")
+		align += "|---:|---:"
+	}
+	header = append(header, fmt.Sprintf("p50 %s ÷ %s", newest, oldest), fmt.Sprintf("p99 %s ÷ %s", newest, oldest))
+	align += "|---:|---:|\n"
+	fmt.Fprintf(b, "| %s |\n%s", strings.Join(header, " | "), align)
+	for _, row := range rows {
+		cells := slices.Clone(row.labels)
+		for _, n := range names {
+			s, ok := row.byRelease[n]
+			cells = append(cells, msCell(ok, s.P50), msCell(ok, s.P99))
+		}
+		nw, okN := row.byRelease[newest]
+		od, okO := row.byRelease[oldest]
+		cells = append(cells, releaseRatio(okN && okO, nw.P50, od.P50), releaseRatio(okN && okO, nw.P99, od.P99))
+		fmt.Fprintf(b, "| %s |\n", strings.Join(cells, " | "))
+	}
+}
+
+// msCell is a latency cell; zero means nothing was measured (a scale
+// window that failed).
+func msCell(ok bool, ms float64) string {
+	if !ok || ms == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", ms)
+}
+
+// releaseRatio is newest ÷ oldest, "-" unless both were measured.
+func releaseRatio(ok bool, newest, oldest float64) string {
+	if !ok || newest == 0 {
+		return "-"
+	}
+	return ratio(newest, oldest)
+}
+
+// writeCDFs draws latency-cdf.png and, with several releases, one
+// latency-cdf-<release>.png each; latency-cdf.png is then the first
+// release's, so links to it (the README's) stay valid. It returns the
+// files' names.
+func writeCDFs(out string, results []*result) ([]string, error) {
+	groups := byRelease(results)
+	var files []string
+	for i, g := range groups {
+		var names []string
+		if i == 0 {
+			names = append(names, "latency-cdf.png")
+		}
+		if len(groups) > 1 {
+			names = append(names, "latency-cdf-"+g.ovn+".png")
+		}
+		for _, name := range names {
+			if err := plotCDF(filepath.Join(out, name), g.ovn, g.results); err != nil {
+				return nil, err
+			}
+			files = append(files, name)
+		}
+	}
+	return files, nil
+}
+
+// plotCDF draws the ADD latency CDF of the sequential workload on one
+// release, one line per path (and topology).
+func plotCDF(path, ovn string, results []*result) error {
 	p := plot.New()
-	p.Title.Text = "CNI ADD latency, sequential attaches (CDF)"
+	p.Title.Text = fmt.Sprintf("CNI ADD latency, sequential attaches, OVN %s (CDF)", ovn)
 	p.X.Label.Text = "ADD latency (ms, log scale)"
 	p.Y.Label.Text = "fraction of attaches"
 	p.X.Scale = plot.LogScale{}

@@ -39,6 +39,13 @@ type benchPod struct {
 	host string
 }
 
+// runTool runs rel's build of an OVN/OVS command-line tool on the host.
+// Nodes' Run does this for their commands; central ones must too, so a
+// run on one release never measures (or depends on) another's tools.
+func runTool(rel sandbox.Release, argv ...string) (string, error) {
+	return sandbox.RunIn("", rel.Command(argv)...)
+}
+
 // overlayPath is the product: the real CNI plugin binary exec'd by the
 // "runtime", talking to ovn-overlayd.
 type overlayPath struct {
@@ -86,6 +93,7 @@ type floorPath struct {
 	sb      string
 	ls      string
 	userspc bool
+	rel     sandbox.Release // whose ovn-sbctl prepare runs
 	// prebound: the logical port is created before the attach is timed
 	// (prepare), so an attach only binds it: the floor of a design with
 	// pre-provisioned ports.
@@ -97,7 +105,7 @@ func newFloorPath(ctx context.Context, c *sandbox.Cluster, switchName string) (*
 	if err != nil {
 		return nil, err
 	}
-	f := &floorPath{nb: nb, sb: c.Central.SB, ovs: map[string]*ovs.Client{}, ls: switchName, userspc: true}
+	f := &floorPath{nb: nb, sb: c.Central.SB, ovs: map[string]*ovs.Client{}, ls: switchName, userspc: true, rel: c.Release()}
 	if _, err := nb.EnsureSwitch(ctx, switchName, map[string]string{externalids.Network: switchName}); err != nil {
 		return nil, err
 	}
@@ -136,7 +144,7 @@ func (f *floorPath) prepare(ctx context.Context, pods []*benchPod) error {
 		return err
 	}
 	// northd compiles them in order; the last one in the SB means all are.
-	_, err := sandbox.RunIn("", "ovn-sbctl", "--db="+f.sb, "--timeout=300", "wait-until", "Port_Binding", add[len(add)-1].Name)
+	_, err := runTool(f.rel, "ovn-sbctl", "--db="+f.sb, "--timeout=300", "wait-until", "Port_Binding", add[len(add)-1].Name)
 	return err
 }
 
@@ -195,8 +203,9 @@ func (f *floorPath) detach(ctx context.Context, p *benchPod) error {
 // with ovn-nbctl, the veth with `ip`, about seven ovs-vsctl calls to plug
 // and check the port, then polling ovn-installed every 200 ms.
 type conventionalPath struct {
-	nb string
-	ls string
+	nb  string
+	ls  string
+	rel sandbox.Release // whose ovn-nbctl it runs
 }
 
 func (c *conventionalPath) name() string { return "conventional" }
@@ -211,7 +220,7 @@ func (c *conventionalPath) attach(ctx context.Context, p *benchPod) error {
 	}
 	steps := []func() error{
 		func() error {
-			_, err := sandbox.RunIn("", "ovn-nbctl", "--db="+c.nb, "--may-exist", "lsp-add", c.ls, lsp,
+			_, err := runTool(c.rel, "ovn-nbctl", "--db="+c.nb, "--may-exist", "lsp-add", c.ls, lsp,
 				"--", "lsp-set-addresses", lsp, addr, "--", "lsp-set-port-security", lsp, addr)
 			return err
 		},
@@ -271,6 +280,6 @@ func (c *conventionalPath) detach(ctx context.Context, p *benchPod) error {
 		return err
 	}
 	_, _ = p.node.Run("ip", "link", "del", p.host)
-	_, err := sandbox.RunIn("", "ovn-nbctl", "--db="+c.nb, "--if-exists", "lsp-del", c.lspName(p))
+	_, err := runTool(c.rel, "ovn-nbctl", "--db="+c.nb, "--if-exists", "lsp-del", c.lspName(p))
 	return err
 }

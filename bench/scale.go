@@ -17,7 +17,6 @@ import (
 	"github.com/ovn-overlay/ovn-overlay/netconf"
 	"github.com/ovn-overlay/ovn-overlay/ovn"
 	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
-	"github.com/ovn-overlay/ovn-overlay/sandbox"
 )
 
 // Scale runs plan past this machine: attach latency with the NB already
@@ -46,6 +45,8 @@ func phaseWindow(before, after map[string]float64) phaseMeans {
 // (through its CNI binary), the floor, and the floor with its logical
 // ports created beforehand (what pre-provisioned ports could reach).
 type scaleWindow struct {
+	// OVN is the release the sandbox ran ("25.03").
+	OVN  string `json:"ovn"`
 	Name string `json:"name"`
 	// Paths holds sequential attach latency per path name.
 	Paths map[string]stats `json:"attach"`
@@ -55,7 +56,9 @@ type scaleWindow struct {
 	ColdPhases phaseMeans `json:"cold_phase_means_ms"`
 }
 
+// scaleResult is one release's scale run.
 type scaleResult struct {
+	OVN            string         `json:"ovn"`
 	Windows        []*scaleWindow `json:"windows"`
 	PrefillPorts   int            `json:"prefill_ports"`
 	PrefillChassis int            `json:"prefill_chassis"`
@@ -141,7 +144,7 @@ func (h *harness) measureSequential(ctx context.Context, r *scaleResult, p path,
 
 // measureWindow runs every path of sp for one cluster state.
 func (h *harness) measureWindow(ctx context.Context, r *scaleResult, name string, sp *scalePaths, n int) error {
-	w := &scaleWindow{Name: name, Paths: map[string]stats{}}
+	w := &scaleWindow{OVN: h.cluster.Release().Name, Name: name, Paths: map[string]stats{}}
 	// The product last, with warm ports: the daemon measured for memory
 	// afterwards is the one users run.
 	for _, p := range []path{sp.floor, sp.prebound, sp.cold, sp.overlay} {
@@ -169,7 +172,7 @@ func (h *harness) measureWindow(ctx context.Context, r *scaleResult, name string
 }
 
 func (h *harness) runScale(ctx context.Context, ports, chassis, localPorts, steps, samples int) (*scaleResult, error) {
-	r := &scaleResult{PrefillPorts: ports, PrefillChassis: chassis, LocalPorts: localPorts}
+	r := &scaleResult{OVN: h.cluster.Release().Name, PrefillPorts: ports, PrefillChassis: chassis, LocalPorts: localPorts}
 	// The daemons restart between paths (warm ports on and off).
 	pid := func() int { return h.daemons[h.cluster.Nodes[0].Name].Pid() }
 	small, err := h.newScalePaths(ctx, l2conf("scale-empty", "10.210.0.0/16"), "scale-floor")
@@ -280,7 +283,7 @@ func (h *harness) runScale(ctx context.Context, ports, chassis, localPorts, step
 // would time OVN's catching up, not an attach.
 func (h *harness) settle(ctx context.Context, floor *floorPath, lastPort string) (time.Duration, error) {
 	begin := time.Now()
-	if _, err := sandbox.RunIn("", "ovn-sbctl", "--db="+h.cluster.Central.SB, "--timeout=300", "wait-until", "Port_Binding", lastPort); err != nil {
+	if _, err := runTool(h.cluster.Release(), "ovn-sbctl", "--db="+h.cluster.Central.SB, "--timeout=300", "wait-until", "Port_Binding", lastPort); err != nil {
 		return 0, fmt.Errorf("waiting for northd to compile the prefill: %w", err)
 	}
 	for time.Since(begin) < 5*time.Minute {
@@ -306,7 +309,7 @@ func (h *harness) prefill(ctx context.Context, from, to, chassis int) error {
 	for i := 0; i < chassis && from == 0; i++ {
 		name := fmt.Sprintf("sim-node-%d", i)
 		ip := netip.AddrFrom4([4]byte{192, 168, 251, byte(i)})
-		if _, err := sandbox.RunIn("", "ovn-sbctl", "--db="+h.cluster.Central.SB, "chassis-add", name, "geneve", ip.String()); err != nil {
+		if _, err := runTool(h.cluster.Release(), "ovn-sbctl", "--db="+h.cluster.Central.SB, "chassis-add", name, "geneve", ip.String()); err != nil {
 			return err
 		}
 	}
@@ -370,20 +373,43 @@ func currentRSSMB(pid int) float64 {
 	return 0
 }
 
-func writeScale(out, machine string, r *scaleResult) error {
+// writeScale writes scale.json (one entry per release, in run order) and
+// scale.md.
+func writeScale(out, machine string, runs []*scaleResult) error {
 	b, err := json.MarshalIndent(struct {
-		Machine string       `json:"machine"`
-		Scale   *scaleResult `json:"scale"`
-	}{machine, r}, "", "  ")
+		Machine string         `json:"machine"`
+		Scale   []*scaleResult `json:"scale"`
+	}{machine, runs}, "", "  ")
 	if err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(out, "scale.json"), b, 0o644); err != nil {
 		return err
 	}
+	return os.WriteFile(filepath.Join(out, "scale.md"), []byte(scaleMarkdown(machine, runs)), 0o644)
+}
+
+// scaleMarkdown is one section per release, then, with several, how the
+// releases compare window by window.
+func scaleMarkdown(machine string, runs []*scaleResult) string {
 	var md strings.Builder
 	fmt.Fprintf(&md, "Machine: %s.\n\n", machine)
-	fmt.Fprintf(&md, "NB pre-filled in steps up to %d ports of %d simulated nodes (chassis rows) in %.1f s in all. "+
+	for _, r := range runs {
+		fmt.Fprintf(&md, "## OVN %s\n\n", r.OVN)
+		writeScaleRun(&md, r)
+		md.WriteString("\n")
+	}
+	if len(runs) > 1 {
+		md.WriteString("Sequential attaches on node1 in each window.\n\n")
+		writeComparison(&md, []string{"window", "path"}, scaleComparison(runs))
+	}
+	return md.String()
+}
+
+// writeScaleRun writes one release's scale tables; every ratio in them is
+// within r, so within one release.
+func writeScaleRun(md *strings.Builder, r *scaleResult) {
+	fmt.Fprintf(md, "NB pre-filled in steps up to %d ports of %d simulated nodes (chassis rows) in %.1f s in all. "+
 		"After each step the run waits for OVN to catch up (northd compiled the prefill and a port can be installed): %s s. "+
 		"Sequential attaches on node1; floor-prebound binds a logical port created (and compiled by northd) before the attach.\n\n",
 		r.PrefillPorts, r.PrefillChassis, r.PrefillSeconds, secondsList(r.SettleSeconds))
@@ -394,26 +420,52 @@ func writeScale(out, machine string, r *scaleResult) error {
 		if i == 0 {
 			empty = o
 		}
-		fmt.Fprintf(&md, "| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %s | %s | %s |\n", w.Name, f.P50, pb.P50, c.P50, o.P50, o.P90,
+		fmt.Fprintf(md, "| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %s | %s | %s |\n", w.Name, f.P50, pb.P50, c.P50, o.P50, o.P90,
 			ratio(o.P50, f.P50), ratio(o.P50, c.P50), ratio(o.P50, empty.P50))
 	}
-	fmt.Fprintf(&md, "\n| daemon memory (node1), in run order | RSS MB |\n|---|---:|\n| empty NB | %.1f |\n| with %d local ports attached | %.1f |\n| peak while attaching them | %.1f |\n| local ports removed, NB pre-filled with %d ports (all cached) | %.1f |\n",
+	fmt.Fprintf(md, "\n| daemon memory (node1), in run order | RSS MB |\n|---|---:|\n| empty NB | %.1f |\n| with %d local ports attached | %.1f |\n| peak while attaching them | %.1f |\n| local ports removed, NB pre-filled with %d ports (all cached) | %.1f |\n",
 		r.DaemonRSSEmptyMB, r.LocalPorts, r.DaemonRSSLocalMB, r.DaemonPeakRSSMB, r.PrefillPorts, r.DaemonRSSFullNBMB)
-	fmt.Fprintf(&md, "\n%d local ports attached (50 at a time) in %.1f s.\n", r.LocalPorts, r.LocalPortsSeconds)
+	fmt.Fprintf(md, "\n%d local ports attached (50 at a time) in %.1f s.\n", r.LocalPorts, r.LocalPortsSeconds)
 	md.WriteString("\nMean ADD phase durations (ms) from the daemon's histograms, per window, warm ports on (ovn-overlay) and off (cold):\n\n| window | path | nb_port | plug | configure | ovn_installed | relabel |\n|---|---|---:|---:|---:|---:|---:|\n")
 	for _, w := range r.Windows {
 		for _, ph := range []struct {
 			name string
 			m    phaseMeans
 		}{{"ovn-overlay", w.Phases}, {"ovn-overlay-cold", w.ColdPhases}} {
-			fmt.Fprintf(&md, "| %s | %s | %.1f | %.1f | %.1f | %.1f | %.1f |\n", w.Name, ph.name, ph.m["nb_port"], ph.m["plug"], ph.m["configure"], ph.m["ovn_installed"], ph.m["relabel"])
+			fmt.Fprintf(md, "| %s | %s | %.1f | %.1f | %.1f | %.1f | %.1f |\n", w.Name, ph.name, ph.m["nb_port"], ph.m["plug"], ph.m["configure"], ph.m["ovn_installed"], ph.m["relabel"])
 		}
 	}
 	if len(r.Failures) > 0 {
 		md.WriteString("\nFailed attaches (each ends its window):\n\n")
 		for _, f := range r.Failures {
-			fmt.Fprintf(&md, "- %s\n", f)
+			fmt.Fprintf(md, "- %s\n", f)
 		}
 	}
-	return os.WriteFile(filepath.Join(out, "scale.md"), []byte(md.String()), 0o644)
+}
+
+// scaleComparison pairs the compared paths' windows across releases by
+// window name (the same flags give every release the same windows), in
+// the first release's order.
+func scaleComparison(runs []*scaleResult) []comparisonRow {
+	var rows []comparisonRow
+	index := map[string]int{}
+	for _, r := range runs {
+		for _, w := range r.Windows {
+			for _, p := range comparedPaths {
+				s, ok := w.Paths[p]
+				if !ok {
+					continue
+				}
+				key := w.Name + "\x00" + p
+				i, seen := index[key]
+				if !seen {
+					i = len(rows)
+					index[key] = i
+					rows = append(rows, comparisonRow{labels: []string{w.Name, p}, byRelease: map[string]stats{}})
+				}
+				rows[i].byRelease[r.OVN] = s
+			}
+		}
+	}
+	return rows
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -352,4 +353,38 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(b), "\n"))
 	return len(b), nil
+}
+
+// TestOVNControllerRespawnsAfterCrash: an ovn-controller that dies on its
+// own (here: SIGABRT, as OVN 25.03.0's assertion failure does) is
+// restarted and recorded, while one the sandbox stops on purpose is not.
+func TestOVNControllerRespawnsAfterCrash(t *testing.T) {
+	c := startCluster(t, Options{Nodes: 1})
+	n := c.Nodes[0]
+	addPortAndWaitBinding(t, c, "sw0", "p0")
+	bindOnNode(t, c, n, "p0")
+	first := n.controller.process()
+	if err := syscall.Kill(first.Pid(), syscall.SIGABRT); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a new ovn-controller", 10*time.Second, func() (bool, string) {
+		p := n.controller.process()
+		return p != first && p != nil && !p.Exited(), fmt.Sprint(c.Crashes())
+	})
+	if err := n.WaitOVNControllerConnected(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if crashes := c.Crashes(); len(crashes) != 1 || !strings.Contains(crashes[0], "ovn-controller") {
+		t.Fatalf("crashes %q, want the one ovn-controller crash", crashes)
+	}
+	addPortAndWaitBinding(t, c, "sw0", "p1")
+	bindOnNode(t, c, n, "p1")
+	// A restart the sandbox makes is not a crash.
+	if err := n.RestartOVNController(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if crashes := c.Crashes(); len(crashes) != 1 {
+		t.Fatalf("a deliberate restart was recorded as a crash: %q", crashes)
+	}
 }

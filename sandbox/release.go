@@ -36,8 +36,9 @@ type Release struct {
 // prepared root. The Makefile sets it (OVN=25.03 by default).
 const ReleaseEnv = "OVN_OVERLAY_OVN"
 
-// RootEnv overrides where a release's root lives (default
-// /var/cache/ovn-overlay/ovn-<release>).
+// RootEnv overrides where the root of the release ReleaseEnv names lives
+// (default /var/cache/ovn-overlay/ovn-<release>); other releases keep the
+// default.
 const RootEnv = "OVN_OVERLAY_OVN_ROOT"
 
 // hostRelease is the OVN version Debian 12's packages carry.
@@ -65,9 +66,9 @@ func LookupRelease(name string) (Release, error) {
 	if !known {
 		return Release{}, fmt.Errorf("sandbox: unknown OVN release %q: use %s (the host's packages) or %s", name, hostRelease, strings.Join(rootReleases, ", "))
 	}
-	root := os.Getenv(RootEnv)
-	if root == "" {
-		root = "/var/cache/ovn-overlay/ovn-" + name
+	root := "/var/cache/ovn-overlay/ovn-" + name
+	if override := os.Getenv(RootEnv); override != "" && os.Getenv(ReleaseEnv) == name {
+		root = override
 	}
 	if _, err := os.Stat(filepath.Join(root, ".ready")); err != nil {
 		return Release{}, fmt.Errorf("sandbox: OVN %s is not prepared in %s: run `scripts/ovn-root.sh %s %s` (make deps does)", name, root, name, root)

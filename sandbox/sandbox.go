@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -65,6 +66,26 @@ type Cluster struct {
 	// dbs holds the central database servers by "nb"/"sb": one member when
 	// standalone, three when clustered. The fault controls restart them.
 	dbs map[string][]*service
+	// stopping turns respawning off while the cluster shuts down.
+	stopping atomic.Bool
+	// crashes lists daemons that died on their own (and were restarted).
+	crashes []string
+}
+
+func (c *Cluster) recordCrash(what string) {
+	c.mu.Lock()
+	c.crashes = append(c.crashes, what)
+	c.mu.Unlock()
+	c.progress("%s", what)
+}
+
+// Crashes lists the OVN/OVS daemons that died on their own during the
+// cluster's life (each was restarted, as production's supervisors do).
+// Tests report them: a crash is OVN's bug or ours, never noise.
+func (c *Cluster) Crashes() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.crashes...)
 }
 
 // Central is the OVN control plane's address book.
@@ -357,7 +378,10 @@ func (c *Cluster) startNode(i int) error {
 	}
 	// ovn-controller 23.03 rejects --unixctl: OVN_RUNDIR places its
 	// control socket instead (ovn-controller.<pid>.ctl in n.Dir).
-	n.controller = &service{name: n.Name + "-ovn-controller", netns: n.Netns, env: env,
+	// ovn-controller respawns: OVN 25.03.0's aborts on an ovsdb-idl
+	// assertion under interface churn (docs/reliability.md), and
+	// production runs it under --monitor or systemd, which restart it.
+	n.controller = &service{name: n.Name + "-ovn-controller", netns: n.Netns, env: env, respawn: true,
 		ready: filepath.Join(n.Dir, "ovn-controller.pid"),
 		argv: []string{"ovn-controller", n.OVS,
 			"--pidfile=" + filepath.Join(n.Dir, "ovn-controller.pid"),
@@ -421,6 +445,7 @@ func (c *Cluster) Stop() {
 
 // StopKeepDir is Stop but leaves logs and databases for inspection.
 func (c *Cluster) StopKeepDir() {
+	c.stopping.Store(true)
 	c.mu.Lock()
 	procs := append([]*Process(nil), c.procs...)
 	netnses := append([]string(nil), c.netnses...)

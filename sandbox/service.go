@@ -30,9 +30,15 @@ type service struct {
 	// dbName is the schema name (OVN_Northbound, ...) of clustered members,
 	// for cluster/status.
 	dbName string
+	// respawn restarts the daemon when it dies on its own, as the
+	// packages' --monitor and systemd's Restart= do in production.
+	respawn bool
 
 	mu   sync.Mutex
 	proc *Process
+	// stopped is set when the sandbox itself stops the daemon (fault
+	// controls, Cluster.Stop), so that is not mistaken for a crash.
+	stopped bool
 }
 
 // startService starts s unless its current incarnation is still running.
@@ -48,10 +54,13 @@ func (c *Cluster) startService(s *service, wait bool) error {
 	}
 	p, err := c.Start(s.name, s.netns, s.env, s.argv...)
 	if p != nil {
-		s.proc = p
+		s.proc, s.stopped = p, false
 	}
 	if err != nil {
 		return err
+	}
+	if s.respawn {
+		go c.respawnOnCrash(s, p)
 	}
 	if wait && s.ready != "" {
 		if err := waitForFile(s.ready, p, startTimeout); err != nil {
@@ -85,12 +94,48 @@ func waitForAccept(path string, p *Process, timeout time.Duration) error {
 	}
 }
 
+// respawnOnCrash waits for incarnation p of s to end and, unless the
+// sandbox stopped it, records the crash and starts s again.
+func (c *Cluster) respawnOnCrash(s *service, p *Process) {
+	_ = p.Wait()
+	s.mu.Lock()
+	crashed := s.proc == p && !s.stopped
+	s.mu.Unlock()
+	if !crashed || c.stopping.Load() {
+		return
+	}
+	c.recordCrash(fmt.Sprintf("%s (pid %d) died on its own: %s; restarted", s.name, p.Pid(), lastFatal(p)))
+	// A daemon that dies at start would spin; production waits too.
+	time.Sleep(100 * time.Millisecond)
+	if c.stopping.Load() {
+		return
+	}
+	if err := c.startService(s, false); err != nil {
+		c.recordCrash(fmt.Sprintf("%s: restart failed: %v", s.name, err))
+	}
+}
+
+// lastFatal is the daemon's last EMER or ERR log line, or its log's tail.
+func lastFatal(p *Process) string {
+	lines := strings.Split(strings.TrimSpace(tail(p.LogPath, 64<<10)), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], "|EMER|") {
+			return lines[i]
+		}
+	}
+	if len(lines) > 0 {
+		return lines[len(lines)-1]
+	}
+	return "no log"
+}
+
 // stop ends s's running incarnation: SIGTERM then SIGKILL after a
 // grace period, or SIGKILL at once when crash is set. Stopping a stopped
 // service is a no-op, so cleanup paths may call it freely.
 func (s *service) stop(crash bool) {
 	s.mu.Lock()
 	p := s.proc
+	s.stopped = true
 	s.mu.Unlock()
 	if p == nil {
 		return

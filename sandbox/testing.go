@@ -25,7 +25,16 @@ func RunTests(m interface{ Run() int }, opts Options, use func(*Cluster)) int {
 	}
 	defer c.Stop()
 	use(c)
-	return m.Run()
+	code := m.Run()
+	reportCrashes(c)
+	return code
+}
+
+// reportCrashes prints the daemons that died on their own during a run.
+func reportCrashes(c *Cluster) {
+	for _, crash := range c.Crashes() {
+		fmt.Fprintf(os.Stderr, "sandbox (OVN %s): %s\n", c.release.Name, crash)
+	}
 }
 
 // InNetns runs f on a thread switched into the network namespace at path.
