@@ -76,5 +76,9 @@ func run(m *testing.M) int {
 		daemons[n.Name] = p
 	}
 	code = m.Run()
+	if crashes := cluster.UnexpectedCrashes(); code == 0 && len(crashes) > 0 {
+		fmt.Fprintf(os.Stderr, "%s: OVN/OVS daemons crashed during the run: %q\n", "e2e", crashes)
+		code = 1
+	}
 	return code
 }

@@ -56,6 +56,10 @@ func run(m *testing.M) int {
 		return 1
 	}
 	code = m.Run()
+	if crashes := cluster.UnexpectedCrashes(); code == 0 && len(crashes) > 0 {
+		fmt.Fprintf(os.Stderr, "%s: OVN/OVS daemons crashed during the run: %q\n", "e2e/k8s", crashes)
+		code = 1
+	}
 	return code
 }
 
