@@ -84,8 +84,16 @@ func run(binDir string, keep bool) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	step("starting central OVN and 3 nodes (userspace datapath, geneve underlay)")
-	cluster, err := sandbox.Start(ctx, sandbox.Options{Nodes: 3, Prefix: prefix, Dir: dir, Progress: indent{}})
+	release, err := sandbox.ReleaseFromEnv()
+	if err != nil {
+		return err
+	}
+	version, err := release.Version()
+	if err != nil {
+		return err
+	}
+	step("starting central OVN %s and 3 nodes (userspace datapath, geneve underlay)", version)
+	cluster, err := sandbox.Start(ctx, sandbox.Options{Nodes: 3, Prefix: prefix, Dir: dir, Progress: indent{}, Release: &release})
 	if err != nil {
 		return err
 	}
