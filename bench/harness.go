@@ -340,13 +340,21 @@ func (h *harness) runWorkload(ctx context.Context, t *target, w workload) (*resu
 		r.FirstPacket = &s
 	}
 	if _, ours := t.path.(*overlayPath); ours {
-		r.DaemonCPUSeconds = after.cpu - before.cpu
-		r.DaemonPeakRSSMB = after.peakRSSMB
-		r.NBTransactions = int(after.nbTxns - before.nbTxns)
-		r.OVSTransactions = int(after.ovsTxns - before.ovsTxns)
-		r.WarmADDs = int(after.warmADDs - before.warmADDs)
+		recordDaemon(r, before, after, servingNodes(pods))
 	}
 	return r, nil
+}
+
+// recordDaemon fills in what the daemons did for r's ADDs: the two samples
+// frame them. The phase means cover only the nodes that served the ADDs.
+func recordDaemon(r *result, before, after daemonSample, served []string) {
+	r.DaemonCPUSeconds = after.cpu - before.cpu
+	r.DaemonPeakRSSMB = after.peakRSSMB
+	r.NBTransactions = int(after.nbTxns - before.nbTxns)
+	r.OVSTransactions = int(after.ovsTxns - before.ovsTxns)
+	r.WarmADDs = int(after.warmADDs - before.warmADDs)
+	b, a := sumNodes(before.metrics, served), sumNodes(after.metrics, served)
+	r.PhaseMeans, r.PhaseCounts = phaseWindow(b, a), phaseCounts(b, a)
 }
 
 // firstPacket pings peer from the new pod until one reply arrives.
@@ -366,15 +374,19 @@ type daemonSample struct {
 	peakRSSMB       float64 // the largest daemon's peak
 	nbTxns, ovsTxns float64
 	warmADDs        float64 // ADDs served by a warm port
+	// metrics is each daemon's /metrics, by node name, for figures that
+	// must count only the nodes that served a workload (the ADD phases).
+	metrics map[string]map[string]float64
 }
 
 func (h *harness) sample() daemonSample {
-	var s daemonSample
+	s := daemonSample{metrics: map[string]map[string]float64{}}
 	for _, n := range h.cluster.Nodes {
 		pid := h.daemons[n.Name].Pid()
 		s.cpu += processCPU(pid)
 		s.peakRSSMB = max(s.peakRSSMB, peakRSSMB(pid))
 		m := scrape(n)
+		s.metrics[n.Name] = m
 		s.nbTxns += m[`ovn_overlay_nb_port_transactions_total{result="ok"}`] + m[`ovn_overlay_nb_port_transactions_total{result="conflict"}`]
 		s.ovsTxns += m[`ovn_overlay_ovs_transactions_total{operation="add_port"}`]
 		s.warmADDs += m[`ovn_overlay_add_port_source_total{source="warm"}`]

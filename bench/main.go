@@ -8,7 +8,8 @@
 //   - conventional: ovn-nbctl, `ip`, seven ovs-vsctl calls and polling
 //     ovn-installed every 200 ms, as other OVN CNIs do.
 //
-// It writes bench.json, bench.md (p50/p90/p99/max and ratios) and
+// It writes bench.json, bench.md (p50/p90/p99/max and ratios, and for
+// ovn-overlay the mean of each ADD phase from the daemon's histograms) and
 // latency-cdf.png to -out, printing progress as it goes. -short runs every
 // workload with a handful of pods (CI uses it so the suite cannot rot).
 //

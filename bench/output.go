@@ -48,8 +48,12 @@ type result struct {
 	NBTransactions   int       `json:"nb_transactions,omitempty"`
 	OVSTransactions  int       `json:"ovs_transactions,omitempty"`
 	WarmADDs         int       `json:"adds_on_warm_ports,omitempty"`
-	Failed           int       `json:"failed_attaches"`
-	FirstError       string    `json:"first_error,omitempty"`
+	// PhaseMeans (ovn-overlay paths only) is where the daemons' ADD time
+	// went, and PhaseCounts how many ADDs each mean averages.
+	PhaseMeans  phaseMeans     `json:"phase_means_ms,omitempty"`
+	PhaseCounts map[string]int `json:"phase_counts,omitempty"`
+	Failed      int            `json:"failed_attaches"`
+	FirstError  string         `json:"first_error,omitempty"`
 }
 
 // describeMachine names the machine and each release's OVS and OVN as
@@ -131,6 +135,7 @@ func markdown(machine string, results []*result, short bool) string {
 	for _, g := range groups {
 		fmt.Fprintf(&b, "## OVN %s\n\n", g.ovn)
 		writeReleaseTable(&b, g.results)
+		writePhaseTable(&b, g.results)
 		b.WriteString("\n")
 	}
 	if len(groups) > 1 {
@@ -168,6 +173,44 @@ func writeReleaseTable(b *strings.Builder, results []*result) {
 		if r.Failed > 0 {
 			fmt.Fprintf(b, "\n%s %s %s: %d of %d attaches failed; first error: `%s`\n", r.Path, r.Topology, r.Workload, r.Failed, r.Pods, strings.TrimSpace(r.FirstError))
 		}
+	}
+}
+
+// phaseHeading heads each release's phase table.
+const phaseHeading = "### Mean ADD phase durations (ms), from the daemon's histograms"
+
+// writePhaseTable writes where the ADD time of each result with phase
+// means (the ovn-overlay paths) went, against the ADD latency the runtime
+// saw: the difference is what the daemon's phases do not cover. Nothing is
+// written when no result has them.
+func writePhaseTable(b *strings.Builder, results []*result) {
+	var rows []*result
+	for _, r := range results {
+		if r.PhaseMeans != nil {
+			rows = append(rows, r)
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "\n%s\n\n", phaseHeading)
+	b.WriteString("Each phase is the mean over the ADDs that went through it (relabel: only those on a warm port), " +
+		"with the histograms of every node that served the workload added together. nb_port and plug both start with the ADD and run side by side, " +
+		"so the sum of phases counts the longer of the two (a lower bound if which one is longer varies between ADDs), " +
+		"and relabel for the share of ADDs on a warm port. ADD mean − sum of phases is the time outside the phases: " +
+		"exec'ing the plugin, the socket round trip, and the daemon's own work around them " +
+		"(parsing, clearing leftovers and planning before the first, the reply after the last).\n\n")
+	b.WriteString("| path | topology | workload | " + strings.Join(phases, " | ") + " | sum of phases | ADD mean | ADD p50 |\n")
+	b.WriteString("|---|---|---|" + strings.Repeat("---:|", len(phases)+3) + "\n")
+	for _, r := range rows {
+		cells := []string{r.Path, r.Topology, r.Workload}
+		for _, ph := range phases {
+			ms, ok := r.PhaseMeans[ph]
+			cells = append(cells, msCell(ok, ms))
+		}
+		sum := phaseSum(r.PhaseMeans, r.PhaseCounts)
+		cells = append(cells, msCell(true, sum), msCell(true, r.Latency.Mean), msCell(true, r.Latency.P50))
+		fmt.Fprintf(b, "| %s |\n", strings.Join(cells, " | "))
 	}
 }
 
@@ -270,7 +313,7 @@ func writeComparison(b *strings.Builder, labels []string, rows []comparisonRow) 
 }
 
 // msCell is a latency cell; zero means nothing was measured (a scale
-// window that failed).
+// window that failed, a workload whose ADDs all failed).
 func msCell(ok bool, ms float64) string {
 	if !ok || ms == 0 {
 		return "-"

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"maps"
+	"math"
 	"strings"
 	"testing"
 )
@@ -217,5 +219,170 @@ func TestLookupReleasesRefuses(t *testing.T) {
 		if _, err := lookupReleases(names); err == nil {
 			t.Errorf("lookupReleases(%q) accepted", names)
 		}
+	}
+}
+
+// scrapeOf is a daemon's /metrics holding the ADD phase histograms given
+// as phase → {seconds, count}.
+func scrapeOf(hist map[string][2]float64) map[string]float64 {
+	out := map[string]float64{"go_goroutines": 42} // present in every real scrape
+	for ph, h := range hist {
+		out[phaseSeries("sum", ph)] = h[0]
+		out[phaseSeries("count", ph)] = h[1]
+	}
+	return out
+}
+
+// TestRecordDaemonPhases: a workload's phase means divide its ADDs' summed
+// seconds by their summed count over the nodes that served them, and over
+// those only.
+func TestRecordDaemonPhases(t *testing.T) {
+	type scrapes = map[string]map[string]float64
+	for _, tc := range []struct {
+		name          string
+		before, after scrapes
+		served        []string
+		want          phaseMeans
+		wantCounts    map[string]int
+	}{
+		{
+			name:       "one node: only the window's ADDs count",
+			before:     scrapes{"node1": scrapeOf(map[string][2]float64{"nb_port": {1, 10}, "relabel": {0.5, 10}})},
+			after:      scrapes{"node1": scrapeOf(map[string][2]float64{"nb_port": {1.5, 20}, "relabel": {0.54, 20}})},
+			served:     []string{"node1"},
+			want:       phaseMeans{"nb_port": 50, "relabel": 4},
+			wantCounts: map[string]int{"nb_port": 10, "relabel": 10},
+		},
+		{
+			name: "spread: sums and counts add up before dividing",
+			before: scrapes{
+				"node1": scrapeOf(map[string][2]float64{"plug": {0, 0}}),
+				"node2": scrapeOf(map[string][2]float64{"plug": {1, 5}}),
+			},
+			// 10 ADDs of 20 ms and 30 of 40 ms: 35 ms, not the means' mean (30 ms).
+			after: scrapes{
+				"node1": scrapeOf(map[string][2]float64{"plug": {0.2, 10}}),
+				"node2": scrapeOf(map[string][2]float64{"plug": {2.2, 35}}),
+			},
+			served:     []string{"node1", "node2"},
+			want:       phaseMeans{"plug": 35},
+			wantCounts: map[string]int{"plug": 40},
+		},
+		{
+			name: "a node that served none is left out",
+			before: scrapes{
+				"node1": scrapeOf(map[string][2]float64{"configure": {0, 0}}),
+				"node2": scrapeOf(nil), // say, a failed scrape: everything reads 0
+			},
+			after: scrapes{
+				"node1": scrapeOf(map[string][2]float64{"configure": {0.02, 10}}),
+				"node2": scrapeOf(map[string][2]float64{"configure": {100, 1000}}),
+			},
+			served:     []string{"node1"},
+			want:       phaseMeans{"configure": 2},
+			wantCounts: map[string]int{"configure": 10},
+		},
+		{
+			name:       "a daemon restarted for the workload has no series yet; a phase no ADD ran is absent",
+			before:     scrapes{"node1": scrapeOf(nil)},
+			after:      scrapes{"node1": scrapeOf(map[string][2]float64{"ovn_installed": {0.3, 10}, "relabel": {0, 0}})},
+			served:     []string{"node1"},
+			want:       phaseMeans{"ovn_installed": 30},
+			wantCounts: map[string]int{"ovn_installed": 10},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &result{}
+			recordDaemon(r, daemonSample{metrics: tc.before}, daemonSample{metrics: tc.after}, tc.served)
+			if len(r.PhaseMeans) != len(tc.want) {
+				t.Errorf("phase means %v, want %v", r.PhaseMeans, tc.want)
+			}
+			for ph, want := range tc.want {
+				if got, ok := r.PhaseMeans[ph]; !ok || math.Abs(got-want) > 1e-9 {
+					t.Errorf("%s mean %v ms, want %v ms (all: %v)", ph, got, want, r.PhaseMeans)
+				}
+			}
+			if !maps.Equal(r.PhaseCounts, tc.wantCounts) {
+				t.Errorf("phase counts %v, want %v", r.PhaseCounts, tc.wantCounts)
+			}
+		})
+	}
+}
+
+// phased is an ovn-overlay result of ovn with phase means and counts, and
+// its ADD mean and p50 (ms).
+func phased(ovn, path, workload string, means phaseMeans, counts map[string]int, mean, p50 float64) *result {
+	r := res(ovn, path, "layer2", workload, p50, 1)
+	r.Latency.Mean = mean
+	r.PhaseMeans, r.PhaseCounts = means, counts
+	return r
+}
+
+// section is md's part under heading, up to the next "## " heading.
+func section(t *testing.T, md, heading string) string {
+	t.Helper()
+	_, after, ok := strings.Cut(md, "\n"+heading+"\n")
+	if !ok {
+		t.Fatalf("no %q in:\n%s", heading, md)
+	}
+	after, _, _ = strings.Cut(after, "\n## ")
+	return "\n" + after
+}
+
+// TestPhaseTable: each release's section has its own phase table, with a
+// row per result that has phase means; the sum of phases counts nb_port
+// and plug (which overlap) once and relabel for the warm share of ADDs.
+func TestPhaseTable(t *testing.T) {
+	all := func(n int) map[string]int {
+		return map[string]int{"nb_port": n, "plug": n, "configure": n, "ovn_installed": n, "relabel": n}
+	}
+	results := []*result{
+		phased("25.03", "ovn-overlay", "sequential",
+			phaseMeans{"nb_port": 10, "plug": 15, "configure": 2, "ovn_installed": 30, "relabel": 4}, all(10), 60, 55),
+		phased("25.03", "ovn-overlay", "burst-10", // 5 of 10 ADDs on a warm port
+			phaseMeans{"nb_port": 25, "plug": 15, "configure": 2, "ovn_installed": 30, "relabel": 4},
+			map[string]int{"nb_port": 10, "plug": 10, "configure": 10, "ovn_installed": 10, "relabel": 5}, 70, 66),
+		phased("25.03", "ovn-overlay-cold", "sequential",
+			phaseMeans{"nb_port": 20, "plug": 15, "configure": 2, "ovn_installed": 30},
+			map[string]int{"nb_port": 10, "plug": 10, "configure": 10, "ovn_installed": 10}, 58, 57),
+		res("25.03", "floor", "layer2", "sequential", 40, 1),
+		phased("23.03", "ovn-overlay", "sequential",
+			phaseMeans{"nb_port": 5, "plug": 5, "configure": 1, "ovn_installed": 10, "relabel": 1}, all(4), 20, 19),
+		res("23.03", "floor", "layer2", "sequential", 10, 1),
+	}
+	md := markdown("test machine", results, false)
+	for _, tc := range []struct {
+		ovn, path, workload string
+		want                map[string]string
+	}{
+		{"25.03", "ovn-overlay", "sequential", map[string]string{
+			"nb_port": "10.0", "plug": "15.0", "configure": "2.0", "ovn_installed": "30.0", "relabel": "4.0",
+			"sum of phases": "51.0", "ADD mean": "60.0", "ADD p50": "55.0"}},
+		{"25.03", "ovn-overlay", "burst-10", map[string]string{
+			"nb_port": "25.0", "relabel": "4.0", "sum of phases": "59.0", "ADD mean": "70.0", "ADD p50": "66.0"}},
+		{"25.03", "ovn-overlay-cold", "sequential", map[string]string{
+			"relabel": "-", "sum of phases": "52.0", "ADD mean": "58.0", "ADD p50": "57.0"}},
+		{"23.03", "ovn-overlay", "sequential", map[string]string{
+			"nb_port": "5.0", "sum of phases": "17.0", "ADD mean": "20.0", "ADD p50": "19.0"}},
+	} {
+		t.Run(tc.ovn+" "+tc.path+" "+tc.workload, func(t *testing.T) {
+			rows := table(t, section(t, md, "## OVN "+tc.ovn), phaseHeading)
+			row := find(t, rows, map[string]string{"path": tc.path, "topology": "layer2", "workload": tc.workload})
+			for col, want := range tc.want {
+				if row[col] != want {
+					t.Errorf("%s = %q, want %q (row %v)", col, row[col], want, row)
+				}
+			}
+		})
+	}
+	for ovn, want := range map[string]int{"25.03": 3, "23.03": 1} {
+		rows := table(t, section(t, md, "## OVN "+ovn), phaseHeading)
+		if len(rows) != want {
+			t.Errorf("OVN %s: %d phase rows, want %d (no floor, no other release's): %v", ovn, len(rows), want, rows)
+		}
+	}
+	// Without phase means (only other paths ran) there is no phase table.
+	if md := markdown("test machine", []*result{res("25.03", "floor", "layer2", "sequential", 40, 1)}, false); strings.Contains(md, phaseHeading) {
+		t.Errorf("phase table without phase means:\n%s", md)
 	}
 }

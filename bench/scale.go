@@ -23,24 +23,6 @@ import (
 // holding many ports of many nodes, and the daemon's memory with many ports
 // on its node.
 
-// phaseMeans is the mean duration (ms) of each ADD phase over a window,
-// from the daemon's own histograms: it says where the time goes.
-type phaseMeans map[string]float64
-
-var phases = []string{"nb_port", "plug", "configure", "ovn_installed", "relabel"}
-
-func phaseWindow(before, after map[string]float64) phaseMeans {
-	out := phaseMeans{}
-	for _, ph := range phases {
-		sum := fmt.Sprintf(`ovn_overlay_add_phase_duration_seconds_sum{phase="%s"}`, ph)
-		cnt := fmt.Sprintf(`ovn_overlay_add_phase_duration_seconds_count{phase="%s"}`, ph)
-		if n := after[cnt] - before[cnt]; n > 0 {
-			out[ph] = (after[sum] - before[sum]) / n * 1000
-		}
-	}
-	return out
-}
-
 // scaleWindow is one cluster state, measured on every path: the product
 // (through its CNI binary), the floor, and the floor with its logical
 // ports created beforehand (what pre-provisioned ports could reach).
