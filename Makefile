@@ -27,7 +27,7 @@ endif
 STATICCHECK_VERSION := v0.8.2
 BIN  := bin
 
-.PHONY: all bench deps build demo demo-keep demo-cleanup test unit lint e2e-tools generate clean kill-loop faults
+.PHONY: all bench scale deps build demo demo-keep demo-cleanup test unit lint e2e-tools generate clean kill-loop faults
 
 all: build
 
@@ -98,6 +98,13 @@ test: deps lint e2e-tools
 # bench.md,latency-cdf.png}; takes a few minutes.
 bench: deps
 	@cd bench && $(GO) run . -ovn $(BENCH_OVN) -out results
+
+# The scale runs (docs/performance.md): 1,000 local ports, then the NB
+# filled to 20,000 ports of 200 simulated nodes, on every path and every
+# release in BENCH_OVN. Writes bench/results/scale.{json,md}; about 15
+# minutes per release.
+scale: deps
+	@cd bench && $(GO) run . -scale -ovn $(BENCH_OVN) -out results
 
 # Builds the real kube-apiserver and Multus the Kubernetes e2e suite runs
 # (the suite builds them again, from Go's build cache: this target is here

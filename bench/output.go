@@ -197,9 +197,8 @@ func writePhaseTable(b *strings.Builder, results []*result) {
 	b.WriteString("Each phase is the mean over the ADDs that went through it (relabel: only those on a warm port), " +
 		"with the histograms of every node that served the workload added together. nb_port and plug both start with the ADD and run side by side, " +
 		"so the sum of phases counts the longer of the two (a lower bound if which one is longer varies between ADDs), " +
-		"and relabel for the share of ADDs on a warm port. ADD mean − sum of phases is the time outside the phases: " +
-		"exec'ing the plugin, the socket round trip, and the daemon's own work around them " +
-		"(parsing, clearing leftovers and planning before the first, the reply after the last).\n\n")
+		"and relabel for the share of ADDs on a warm port; prepare is everything before them (validation, the lock, clearing leftovers, planning). " +
+		"ADD mean − sum of phases is the time outside the daemon's ADD: exec'ing the plugin, the socket round trip and the reply.\n\n")
 	b.WriteString("| path | topology | workload | " + strings.Join(phases, " | ") + " | sum of phases | ADD mean | ADD p50 |\n")
 	b.WriteString("|---|---|---|" + strings.Repeat("---:|", len(phases)+3) + "\n")
 	for _, r := range rows {

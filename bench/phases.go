@@ -12,7 +12,7 @@ import "fmt"
 type phaseMeans map[string]float64
 
 // phases are the daemon's ADD phases, in the order an ADD runs them.
-var phases = []string{"nb_port", "plug", "configure", "ovn_installed", "relabel"}
+var phases = []string{"prepare", "nb_port", "plug", "configure", "ovn_installed", "relabel"}
 
 // phaseSeries names one series of a phase's histogram: kind is "sum"
 // (seconds) or "count" (observations).
@@ -82,7 +82,7 @@ func servingNodes(pods []*benchPod) []string {
 // longer one changes from ADD to ADD); relabel runs only on ADDs that had a
 // warm port, so it counts for their share of the ADDs.
 func phaseSum(means phaseMeans, counts map[string]int) float64 {
-	sum := max(means["nb_port"], means["plug"]) + means["configure"] + means["ovn_installed"]
+	sum := means["prepare"] + max(means["nb_port"], means["plug"]) + means["configure"] + means["ovn_installed"]
 	if n := counts["ovn_installed"]; n > 0 {
 		sum += means["relabel"] * float64(counts["relabel"]) / float64(n)
 	}

@@ -408,13 +408,13 @@ func writeScaleRun(md *strings.Builder, r *scaleResult) {
 	fmt.Fprintf(md, "\n| daemon memory (node1), in run order | RSS MB |\n|---|---:|\n| empty NB | %.1f |\n| with %d local ports attached | %.1f |\n| peak while attaching them | %.1f |\n| local ports removed, NB pre-filled with %d ports (all cached) | %.1f |\n",
 		r.DaemonRSSEmptyMB, r.LocalPorts, r.DaemonRSSLocalMB, r.DaemonPeakRSSMB, r.PrefillPorts, r.DaemonRSSFullNBMB)
 	fmt.Fprintf(md, "\n%d local ports attached (50 at a time) in %.1f s.\n", r.LocalPorts, r.LocalPortsSeconds)
-	md.WriteString("\nMean ADD phase durations (ms) from the daemon's histograms, per window, warm ports on (ovn-overlay) and off (cold):\n\n| window | path | nb_port | plug | configure | ovn_installed | relabel |\n|---|---|---:|---:|---:|---:|---:|\n")
+	md.WriteString("\nMean ADD phase durations (ms) from the daemon's histograms, per window, warm ports on (ovn-overlay) and off (cold):\n\n| window | path | prepare | nb_port | plug | configure | ovn_installed | relabel |\n|---|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, w := range r.Windows {
 		for _, ph := range []struct {
 			name string
 			m    phaseMeans
 		}{{"ovn-overlay", w.Phases}, {"ovn-overlay-cold", w.ColdPhases}} {
-			fmt.Fprintf(md, "| %s | %s | %.1f | %.1f | %.1f | %.1f | %.1f |\n", w.Name, ph.name, ph.m["nb_port"], ph.m["plug"], ph.m["configure"], ph.m["ovn_installed"], ph.m["relabel"])
+			fmt.Fprintf(md, "| %s | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |\n", w.Name, ph.name, ph.m["prepare"], ph.m["nb_port"], ph.m["plug"], ph.m["configure"], ph.m["ovn_installed"], ph.m["relabel"])
 		}
 	}
 	if len(r.Failures) > 0 {

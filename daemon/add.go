@@ -29,6 +29,7 @@ import (
 // the port installed and both links are up. A failure removes whatever was
 // made, through the same teardown as DEL.
 func (d *Daemon) Add(ctx context.Context, req cniproto.Request) (json.RawMessage, error) {
+	received := time.Now()
 	r, err := d.parseAdd(req)
 	if err != nil {
 		return nil, err
@@ -48,6 +49,9 @@ func (d *Daemon) Add(ctx context.Context, req cniproto.Request) (json.RawMessage
 	if err != nil {
 		return nil, err
 	}
+	// Everything before the attachment is made: validation, the lock,
+	// the network, clearing leftovers, IPAM planning.
+	metrics.ObservePhase("prepare", received)
 	// Refill once this ADD is done: the refill's NB transaction sets off a
 	// northd recompile that would compete with this ADD for CPU.
 	defer nw.RefillWarm()

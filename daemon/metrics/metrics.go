@@ -27,10 +27,10 @@ var (
 
 	addPhaseDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "ovn_overlay", Name: "add_phase_duration_seconds",
-		Help: "Duration of the phases of a CNI ADD: nb_port (queueing, IPAM and the NB transaction) runs " +
+		Help: "Duration of the phases of a CNI ADD: prepare (validation, the lock, clearing leftovers, planning), then nb_port (queueing, IPAM and the NB transaction) runs " +
 			"alongside plug (veth into the pod and the OVS port); then configure (pod MAC, addresses, routes) " +
 			"and ovn_installed (waiting for ovn-controller); on a warm port, relabel (the pod's identity on the port) comes last. " +
-			"nb_port and plug are measured from the start of ADD.",
+			"nb_port and plug are measured from the end of prepare.",
 		Buckets: latencyBuckets,
 	}, []string{"phase"})
 
