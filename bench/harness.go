@@ -120,10 +120,13 @@ func (h *harness) newTargets(ctx context.Context) ([]*target, error) {
 	}, nil
 }
 
-func (h *harness) runPlan(ctx context.Context, plan []workload) ([]*result, error) {
+// runPlan runs plan on every selected path. Before the first sequential
+// workload it also times the plugin exec alone (nil when no ovn-overlay
+// path runs or no workload is sequential), for the limit ratios.
+func (h *harness) runPlan(ctx context.Context, plan []workload, execs int) ([]*result, *pluginExec, error) {
 	targets, err := h.newTargets(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	targets = selectTargets(targets, h.paths)
 	// Each path's first-packet probes ping a peer on the other node,
@@ -131,39 +134,89 @@ func (h *harness) runPlan(ctx context.Context, plan []workload) ([]*result, erro
 	for _, t := range targets {
 		peer, err := h.newPod(h.cluster.Nodes[1])
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := h.useDaemons(t.path); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := prepare(ctx, t.path, []*benchPod{peer}); err != nil {
-			return nil, fmt.Errorf("%s peer: %w", t.path.name(), err)
+			return nil, nil, fmt.Errorf("%s peer: %w", t.path.name(), err)
 		}
 		if err := t.path.attach(ctx, peer); err != nil {
-			return nil, fmt.Errorf("%s peer: %w", t.path.name(), err)
+			return nil, nil, fmt.Errorf("%s peer: %w", t.path.name(), err)
 		}
 		addr, err := podAddr(peer)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		t.peer = addr
 	}
 	var results []*result
+	var exec *pluginExec
 	for _, w := range plan {
+		if w.sequential && exec == nil && overlayTarget(targets) {
+			progress("plugin exec: %d sequential execs of CNI_COMMAND=VERSION", execs)
+			if exec, err = h.timePluginExec(ctx, execs); err != nil {
+				return nil, nil, fmt.Errorf("plugin exec: %w", err)
+			}
+			progress("  exec p50 %.2f ms, p99 %.2f ms", exec.P50, exec.P99)
+		}
 		for _, t := range targets {
 			if err := h.useDaemons(t.path); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			progress("%s %s %s: %d pods", t.path.name(), t.topology, w.name, w.pods)
 			r, err := h.runWorkload(ctx, t, w)
 			if err != nil {
-				return nil, fmt.Errorf("%s %s %s: %w", t.path.name(), t.topology, w.name, err)
+				return nil, nil, fmt.Errorf("%s %s %s: %w", t.path.name(), t.topology, w.name, err)
 			}
 			progress("  ADD p50 %.1f ms, p99 %.1f ms, %.0f pods/s; DEL %.0f pods/s", r.Latency.P50, r.Latency.P99, r.PodsPerSecond, r.DelPodsPerSecond)
 			results = append(results, r)
 		}
 	}
-	return results, nil
+	return results, exec, nil
+}
+
+// overlayTarget tells whether any target is an ovn-overlay path, the only
+// rows the limit applies to.
+func overlayTarget(targets []*target) bool {
+	for _, t := range targets {
+		if _, ok := t.path.(*overlayPath); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// versionConfig is the stdin of the timed VERSION execs: the least a
+// runtime sends (the plugin's CNI library does not read it for VERSION).
+var versionConfig = []byte(`{"cniVersion":"1.0.0"}`)
+
+// timePluginExec execs the plugin n times in a row with CNI_COMMAND=VERSION,
+// exactly as the ovn-overlay path execs it for an ADD (same binary, same
+// environment, a pod's netns and container ID on the first node, timed the
+// same way), and summarizes the wall times. VERSION answers without
+// contacting the daemon, so this is the cost of one exec alone.
+func (h *harness) timePluginExec(ctx context.Context, n int) (*pluginExec, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("%d execs", n)
+	}
+	p, err := h.newPod(h.cluster.Nodes[0])
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = p.pod.Delete() }()
+	o := &overlayPath{plugin: h.plugin, config: versionConfig}
+	took := make([]time.Duration, n)
+	for i := range took {
+		begin := time.Now()
+		if err := o.invoke(ctx, p, "VERSION"); err != nil {
+			return nil, err
+		}
+		took[i] = time.Since(begin)
+	}
+	s := summarize(took)
+	return &pluginExec{OVN: h.cluster.Release().Name, P50: s.P50, P99: s.P99, N: n}, nil
 }
 
 // selectWorkloads keeps the workloads named in only (all when empty).

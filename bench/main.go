@@ -9,8 +9,10 @@
 //     ovn-installed every 200 ms, as other OVN CNIs do.
 //
 // It writes bench.json, bench.md (p50/p90/p99/max and ratios, and for
-// ovn-overlay the mean of each ADD phase from the daemon's histograms) and
-// latency-cdf.png to -out, printing progress as it goes. -short runs every
+// ovn-overlay the mean of each ADD phase from the daemon's histograms, and
+// its sequential ADD against the limit: floor-prebound plus one plugin exec,
+// timed alone with CNI_COMMAND=VERSION) and latency-cdf.png to -out,
+// printing progress as it goes. -short runs every
 // workload with a handful of pods (CI uses it so the suite cannot rot).
 //
 // -ovn names the OVN releases to measure (e.g. 25.03,23.03): each runs the
@@ -215,21 +217,29 @@ func run(ctx context.Context, releases []sandbox.Release, short bool, out string
 		plan = shortPlan()
 	}
 	plan = selectWorkloads(plan, workloads)
+	execs := 50
+	if short {
+		execs = 5
+	}
 	var results []*result
+	var pluginExecs []*pluginExec
 	err := forEachRelease(ctx, releases, nil, func(h *harness) error {
 		h.paths = only
-		rs, err := h.runPlan(ctx, plan)
+		rs, pe, err := h.runPlan(ctx, plan, execs)
 		results = append(results, rs...)
+		if pe != nil {
+			pluginExecs = append(pluginExecs, pe)
+		}
 		return err
 	})
 	if err != nil {
 		return err
 	}
 	machine := describeMachine(releases)
-	if err := writeJSON(filepath.Join(out, "bench.json"), machine, results); err != nil {
+	if err := writeJSON(filepath.Join(out, "bench.json"), machine, results, pluginExecs); err != nil {
 		return err
 	}
-	if err := writeMarkdown(filepath.Join(out, "bench.md"), machine, results, short); err != nil {
+	if err := writeMarkdown(filepath.Join(out, "bench.md"), machine, results, pluginExecs, short); err != nil {
 		return err
 	}
 	plots, err := writeCDFs(out, results)

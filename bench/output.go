@@ -56,6 +56,15 @@ type result struct {
 	FirstError  string         `json:"first_error,omitempty"`
 }
 
+// pluginExec is the plugin exec alone on one release: the plugin binary
+// exec'd with CNI_COMMAND=VERSION, which answers without the daemon.
+type pluginExec struct {
+	OVN string  `json:"ovn"`
+	P50 float64 `json:"p50_ms"`
+	P99 float64 `json:"p99_ms"`
+	N   int     `json:"n"`
+}
+
 // describeMachine names the machine and each release's OVS and OVN as
 // they really ran: every release answers --version through its own
 // binaries, since the host's are only one of them.
@@ -79,11 +88,12 @@ func version(rel sandbox.Release, program string) string {
 	return strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0]
 }
 
-func writeJSON(path, machine string, results []*result) error {
+func writeJSON(path, machine string, results []*result, execs []*pluginExec) error {
 	b, err := json.MarshalIndent(struct {
-		Machine string    `json:"machine"`
-		Results []*result `json:"results"`
-	}{machine, results}, "", "  ")
+		Machine    string        `json:"machine"`
+		Results    []*result     `json:"results"`
+		PluginExec []*pluginExec `json:"plugin_exec,omitempty"`
+	}{machine, results, execs}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -112,6 +122,33 @@ func referenceTopology(results []*result, r *result, path string) *result {
 	return nil
 }
 
+// execOf is release ovn's plugin exec, nil when it was not measured.
+func execOf(execs []*pluginExec, ovn string) *pluginExec {
+	for _, e := range execs {
+		if e.OVN == ovn {
+			return e
+		}
+	}
+	return nil
+}
+
+// limitRatios are r's "vs limit p50" and "vs limit p99" columns: r's ADD
+// latency over the limit of the ADD path, floor-prebound plus one plugin
+// exec, both measured on r's release (floor-prebound on r's workload too).
+// Only the ovn-overlay paths' sequential rows have them; elsewhere, or when
+// either part of the limit is missing (or exec is another release's), they
+// are "-".
+func limitRatios(results []*result, exec *pluginExec, r *result) (p50, p99 string) {
+	if (r.Path != "ovn-overlay" && r.Path != "ovn-overlay-cold") || !strings.HasPrefix(r.Workload, "sequential") {
+		return "-", "-"
+	}
+	floor := reference(results, r, "floor-prebound")
+	if floor == nil || exec == nil || exec.OVN != r.OVN || floor.Latency.P50 == 0 || r.Latency.P50 == 0 {
+		return "-", "-"
+	}
+	return ratio(r.Latency.P50, floor.Latency.P50+exec.P50), ratio(r.Latency.P99, floor.Latency.P99+exec.P99)
+}
+
 func ratio(a, b float64) string {
 	if b == 0 {
 		return "-"
@@ -121,11 +158,11 @@ func ratio(a, b float64) string {
 
 // writeMarkdown writes the tables the README shows: one section per
 // release, then, with several, how the releases compare.
-func writeMarkdown(path, machine string, results []*result, short bool) error {
-	return os.WriteFile(path, []byte(markdown(machine, results, short)), 0o644)
+func writeMarkdown(path, machine string, results []*result, execs []*pluginExec, short bool) error {
+	return os.WriteFile(path, []byte(markdown(machine, results, execs, short)), 0o644)
 }
 
-func markdown(machine string, results []*result, short bool) string {
+func markdown(machine string, results []*result, execs []*pluginExec, short bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Machine: %s.\n\n", machine)
 	if short {
@@ -134,7 +171,7 @@ func markdown(machine string, results []*result, short bool) string {
 	groups := byRelease(results)
 	for _, g := range groups {
 		fmt.Fprintf(&b, "## OVN %s\n\n", g.ovn)
-		writeReleaseTable(&b, g.results)
+		writeReleaseTable(&b, g.results, execOf(execs, g.ovn))
 		writePhaseTable(&b, g.results)
 		b.WriteString("\n")
 	}
@@ -147,12 +184,15 @@ func markdown(machine string, results []*result, short bool) string {
 // writeReleaseTable writes one release's results. Ratios compare with the
 // floor and conventional paths measured on the same sandbox: for
 // sequential workloads p50 ADD latency, for bursts the time until the
-// whole burst is ready.
-func writeReleaseTable(b *strings.Builder, results []*result) {
-	b.WriteString("| path | topology | workload | pods | ADD p50 ms | p90 | p99 | max | ready (s) | pods/s | vs floor | vs cold | conventional vs this | first packet p50 ms | DEL pods/s | warm ADDs | NB txns | OVS txns | daemon CPU s | daemon peak RSS MB | failed |\n")
-	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+// whole burst is ready. The ovn-overlay paths' sequential rows also
+// compare with the limit (limitRatios), p50 with p50 and p99 with p99,
+// against exec, the release's plugin exec (nil: not measured).
+func writeReleaseTable(b *strings.Builder, results []*result, exec *pluginExec) {
+	b.WriteString("| path | topology | workload | pods | ADD p50 ms | p90 | p99 | max | ready (s) | pods/s | vs floor | vs cold | vs limit p50 | vs limit p99 | conventional vs this | first packet p50 ms | DEL pods/s | warm ADDs | NB txns | OVS txns | daemon CPU s | daemon peak RSS MB | failed |\n")
+	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range results {
 		vsFloor, vsCold, convVs := referenceRatios(results, r)
+		vsLimit50, vsLimit99 := limitRatios(results, exec, r)
 		fp := "-"
 		if r.FirstPacket != nil {
 			fp = fmt.Sprintf("%.1f", r.FirstPacket.P50)
@@ -163,11 +203,14 @@ func writeReleaseTable(b *strings.Builder, results []*result) {
 			}
 			return fmt.Sprintf(format, v)
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %d | %.1f | %.1f | %.1f | %.1f | %.2f | %.0f | %s | %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %d |\n",
+		fmt.Fprintf(b, "| %s | %s | %s | %d | %.1f | %.1f | %.1f | %.1f | %.2f | %.0f | %s | %s | %s | %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %d |\n",
 			r.Path, r.Topology, r.Workload, r.Pods, r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max,
-			r.WallSeconds, r.PodsPerSecond, vsFloor, vsCold, convVs, fp, r.DelPodsPerSecond,
+			r.WallSeconds, r.PodsPerSecond, vsFloor, vsCold, vsLimit50, vsLimit99, convVs, fp, r.DelPodsPerSecond,
 			opt(float64(r.WarmADDs), "%.0f"), opt(float64(r.NBTransactions), "%.0f"), opt(float64(r.OVSTransactions), "%.0f"),
 			opt(r.DaemonCPUSeconds, "%.2f"), opt(r.DaemonPeakRSSMB, "%.1f"), r.Failed)
+	}
+	if exec != nil {
+		fmt.Fprintf(b, "\nlimit = floor-prebound + one plugin exec (exec p50 %.2f ms, p99 %.2f ms, %d execs of CNI_COMMAND=VERSION)\n", exec.P50, exec.P99, exec.N)
 	}
 	for _, r := range results {
 		if r.Failed > 0 {

@@ -119,7 +119,7 @@ func TestRatiosStayWithinRelease(t *testing.T) {
 			want{"23.03", "sequential", "-", "-", "-"}, want{"23.03", "burst-10", "-", "-", "-"})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			md := markdown("test machine", tc.results, false)
+			md := markdown("test machine", tc.results, nil, false)
 			for _, w := range tc.want {
 				row := find(t, table(t, md, "## OVN "+w.ovn), map[string]string{"path": "ovn-overlay", "workload": w.workload})
 				got := want{w.ovn, w.workload, row["vs floor"], row["vs cold"], row["conventional vs this"]}
@@ -145,7 +145,7 @@ func TestReleaseComparison(t *testing.T) {
 		res("25.03", "ovn-overlay-cold", "layer2", "sequential", 50, 1),
 		res("25.03", "conventional", "layer2", "sequential", 90, 1),
 	}
-	md := markdown("test machine", results, true)
+	md := markdown("test machine", results, nil, true)
 	rows := table(t, md, "## OVN 25.03 vs 23.03")
 	for _, tc := range []struct {
 		path                           string
@@ -166,7 +166,7 @@ func TestReleaseComparison(t *testing.T) {
 			t.Errorf("the comparison shows the conventional path: %v", row)
 		}
 	}
-	if one := markdown("test machine", results[:3], true); strings.Contains(one, "## OVN 23.03 vs") {
+	if one := markdown("test machine", results[:3], nil, true); strings.Contains(one, "## OVN 23.03 vs") {
 		t.Errorf("one release has a comparison:\n%s", one)
 	}
 }
@@ -350,7 +350,7 @@ func TestPhaseTable(t *testing.T) {
 			phaseMeans{"nb_port": 5, "plug": 5, "configure": 1, "ovn_installed": 10, "relabel": 1}, all(4), 20, 19),
 		res("23.03", "floor", "layer2", "sequential", 10, 1),
 	}
-	md := markdown("test machine", results, false)
+	md := markdown("test machine", results, nil, false)
 	for _, tc := range []struct {
 		ovn, path, workload string
 		want                map[string]string
@@ -382,7 +382,139 @@ func TestPhaseTable(t *testing.T) {
 		}
 	}
 	// Without phase means (only other paths ran) there is no phase table.
-	if md := markdown("test machine", []*result{res("25.03", "floor", "layer2", "sequential", 40, 1)}, false); strings.Contains(md, phaseHeading) {
+	if md := markdown("test machine", []*result{res("25.03", "floor", "layer2", "sequential", 40, 1)}, nil, false); strings.Contains(md, phaseHeading) {
 		t.Errorf("phase table without phase means:\n%s", md)
+	}
+}
+
+// TestLimitRatios: the ovn-overlay paths' sequential rows divide their p50
+// and p99 by floor-prebound's plus the plugin exec's, all of their own
+// release whatever order the releases ran in; every other row, and a
+// release missing either part of the limit, shows "-", even when the other
+// release has it.
+func TestLimitRatios(t *testing.T) {
+	// res gives p99 = 2 × p50. 25.03's limit: p50 8+2 = 10, p99 16+14 = 30;
+	// 23.03's: p50 18+2 = 20, p99 36+4 = 40.
+	newest := []*result{
+		res("25.03", "ovn-overlay", "layer2", "sequential", 20, 1),
+		res("25.03", "ovn-overlay", "layer3", "sequential", 25, 1),
+		res("25.03", "ovn-overlay-cold", "layer2", "sequential", 30, 1),
+		res("25.03", "floor", "layer2", "sequential", 12, 1),
+		res("25.03", "floor-prebound", "layer2", "sequential", 8, 1),
+		res("25.03", "conventional", "layer2", "sequential", 80, 1),
+		res("25.03", "ovn-overlay", "layer2", "burst-10", 1, 0.3),
+		res("25.03", "floor-prebound", "layer2", "burst-10", 1, 0.1),
+	}
+	oldest := []*result{
+		res("23.03", "ovn-overlay", "layer2", "sequential", 20, 1),
+		res("23.03", "ovn-overlay-cold", "layer2", "sequential", 10, 1),
+		res("23.03", "floor-prebound", "layer2", "sequential", 18, 1),
+		res("23.03", "ovn-overlay", "layer2", "burst-10", 1, 0.4),
+		res("23.03", "floor-prebound", "layer2", "burst-10", 1, 0.8),
+	}
+	// 23.03 without floor-prebound: its limit cannot be formed.
+	noFloor := []*result{
+		res("23.03", "ovn-overlay", "layer2", "sequential", 20, 1),
+		res("23.03", "ovn-overlay-cold", "layer2", "sequential", 10, 1),
+	}
+	exec25 := &pluginExec{OVN: "25.03", P50: 2, P99: 14, N: 50}
+	exec23 := &pluginExec{OVN: "23.03", P50: 2, P99: 4, N: 5}
+	type cell struct{ ovn, path, topology, workload, p50, p99 string }
+	full25 := []cell{
+		{"25.03", "ovn-overlay", "layer2", "sequential", "2.00×", "1.33×"},
+		{"25.03", "ovn-overlay", "layer3", "sequential", "2.50×", "1.67×"},
+		{"25.03", "ovn-overlay-cold", "layer2", "sequential", "3.00×", "2.00×"},
+		{"25.03", "floor", "layer2", "sequential", "-", "-"},
+		{"25.03", "floor-prebound", "layer2", "sequential", "-", "-"},
+		{"25.03", "conventional", "layer2", "sequential", "-", "-"},
+		{"25.03", "ovn-overlay", "layer2", "burst-10", "-", "-"},
+		{"25.03", "floor-prebound", "layer2", "burst-10", "-", "-"},
+	}
+	full23 := []cell{
+		{"23.03", "ovn-overlay", "layer2", "sequential", "1.00×", "1.00×"},
+		{"23.03", "ovn-overlay-cold", "layer2", "sequential", "0.50×", "0.50×"},
+		{"23.03", "ovn-overlay", "layer2", "burst-10", "-", "-"},
+	}
+	none23 := []cell{
+		{"23.03", "ovn-overlay", "layer2", "sequential", "-", "-"},
+		{"23.03", "ovn-overlay-cold", "layer2", "sequential", "-", "-"},
+	}
+	line25 := "limit = floor-prebound + one plugin exec (exec p50 2.00 ms, p99 14.00 ms, 50 execs of CNI_COMMAND=VERSION)"
+	line23 := "limit = floor-prebound + one plugin exec (exec p50 2.00 ms, p99 4.00 ms, 5 execs of CNI_COMMAND=VERSION)"
+	cat := func(parts ...[]*result) []*result {
+		var out []*result
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name    string
+		results []*result
+		execs   []*pluginExec
+		want    []cell
+		lines   map[string]string // release → its limit line, "" for none
+	}{
+		{"newest first", cat(newest, oldest), []*pluginExec{exec25, exec23},
+			append(append([]cell(nil), full25...), full23...), map[string]string{"25.03": line25, "23.03": line23}},
+		{"oldest first", cat(oldest, newest), []*pluginExec{exec23, exec25},
+			append(append([]cell(nil), full25...), full23...), map[string]string{"25.03": line25, "23.03": line23}},
+		{"exec of the other release only", cat(newest, oldest), []*pluginExec{exec25},
+			append(append([]cell(nil), full25...), cell{"23.03", "ovn-overlay", "layer2", "sequential", "-", "-"},
+				cell{"23.03", "ovn-overlay-cold", "layer2", "sequential", "-", "-"}), map[string]string{"25.03": line25, "23.03": ""}},
+		{"exec of the other release only, run first", cat(oldest, newest), []*pluginExec{exec23},
+			append(append([]cell(nil), full23...), cell{"25.03", "ovn-overlay", "layer2", "sequential", "-", "-"},
+				cell{"25.03", "ovn-overlay-cold", "layer2", "sequential", "-", "-"}), map[string]string{"25.03": "", "23.03": line23}},
+		{"floor-prebound of the other release only", cat(newest, noFloor), []*pluginExec{exec25, exec23},
+			append(append([]cell(nil), full25...), none23...), map[string]string{"25.03": line25, "23.03": line23}},
+		{"floor-prebound of the other release only, run first", cat(noFloor, newest), []*pluginExec{exec23, exec25},
+			append(append([]cell(nil), full25...), none23...), map[string]string{"25.03": line25, "23.03": line23}},
+		{"no exec measured", cat(newest), nil,
+			[]cell{{"25.03", "ovn-overlay", "layer2", "sequential", "-", "-"}, {"25.03", "ovn-overlay-cold", "layer2", "sequential", "-", "-"}},
+			map[string]string{"25.03": ""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			md := markdown("test machine", tc.results, tc.execs, false)
+			for _, w := range tc.want {
+				row := find(t, table(t, md, "## OVN "+w.ovn), map[string]string{"path": w.path, "topology": w.topology, "workload": w.workload})
+				if got := (cell{w.ovn, w.path, w.topology, w.workload, row["vs limit p50"], row["vs limit p99"]}); got != w {
+					t.Errorf("OVN %s %s %s %s: vs limit p50 %s, p99 %s; want %s, %s", w.ovn, w.path, w.topology, w.workload, got.p50, got.p99, w.p50, w.p99)
+				}
+			}
+			for ovn, line := range tc.lines {
+				sec := section(t, md, "## OVN "+ovn)
+				n := strings.Count(sec, "limit = floor-prebound")
+				switch {
+				case line == "" && n > 0:
+					t.Errorf("OVN %s has a limit line without its own exec:\n%s", ovn, sec)
+				case line != "" && (n != 1 || !strings.Contains(sec, "\n"+line+"\n")):
+					t.Errorf("OVN %s: want the one line %q in:\n%s", ovn, line, sec)
+				}
+			}
+		})
+	}
+}
+
+// TestLimitRatiosRefuseOtherRelease: limitRatios itself never divides by
+// another release's exec, even when handed one.
+func TestLimitRatiosRefuseOtherRelease(t *testing.T) {
+	results := []*result{
+		res("25.03", "ovn-overlay", "layer2", "sequential", 20, 1),
+		res("25.03", "floor-prebound", "layer2", "sequential", 8, 1),
+	}
+	for _, tc := range []struct {
+		name     string
+		exec     *pluginExec
+		p50, p99 string
+	}{
+		{"own release", &pluginExec{OVN: "25.03", P50: 2, P99: 4}, "2.00×", "2.00×"},
+		{"other release", &pluginExec{OVN: "23.03", P50: 2, P99: 4}, "-", "-"},
+		{"none", nil, "-", "-"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if p50, p99 := limitRatios(results, tc.exec, results[0]); p50 != tc.p50 || p99 != tc.p99 {
+				t.Errorf("got %s, %s; want %s, %s", p50, p99, tc.p50, tc.p99)
+			}
+		})
 	}
 }
