@@ -408,6 +408,7 @@ func recordDaemon(r *result, before, after daemonSample, served []string) {
 	r.WarmADDs = int(after.warmADDs - before.warmADDs)
 	b, a := sumNodes(before.metrics, served), sumNodes(after.metrics, served)
 	r.PhaseMeans, r.PhaseCounts = phaseWindow(b, a), phaseCounts(b, a)
+	r.DaemonADDMs = daemonADDMean(b, a)
 }
 
 // firstPacket pings peer from the new pod until one reply arrives.

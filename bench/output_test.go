@@ -518,3 +518,22 @@ func TestLimitRatiosRefuseOtherRelease(t *testing.T) {
 		})
 	}
 }
+
+func TestDaemonADDMean(t *testing.T) {
+	const sum, count = `ovn_overlay_cni_duration_seconds_sum{command="ADD",result="ok"}`, `ovn_overlay_cni_duration_seconds_count{command="ADD",result="ok"}`
+	for _, tc := range []struct {
+		name          string
+		before, after map[string]float64
+		want          float64
+	}{
+		{"only the window's ADDs", map[string]float64{sum: 1, count: 10}, map[string]float64{sum: 1.3, count: 20}, 30},
+		{"no ADD in the window", map[string]float64{sum: 1, count: 10}, map[string]float64{sum: 1, count: 10}, 0},
+		{"failed ADDs do not count", map[string]float64{}, map[string]float64{`ovn_overlay_cni_duration_seconds_sum{command="ADD",result="error"}`: 9, `ovn_overlay_cni_duration_seconds_count{command="ADD",result="error"}`: 1}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := daemonADDMean(tc.before, tc.after); math.Abs(got-tc.want) > 1e-9 {
+				t.Errorf("got %v ms, want %v ms", got, tc.want)
+			}
+		})
+	}
+}

@@ -88,3 +88,17 @@ func phaseSum(means phaseMeans, counts map[string]int) float64 {
 	}
 	return sum
 }
+
+// daemonADDMean is the daemon's own mean time per successful ADD (its
+// cni_duration histogram: from the request's arrival to the reply), 0
+// without ADDs. Between it and the latency the runtime sees lie the plugin
+// exec and the request's trip over the socket; between it and the sum of
+// phases, the server's handling around Add.
+func daemonADDMean(before, after map[string]float64) float64 {
+	const series = `ovn_overlay_cni_duration_seconds_%s{command="ADD",result="ok"}`
+	n := after[fmt.Sprintf(series, "count")] - before[fmt.Sprintf(series, "count")]
+	if n <= 0 {
+		return 0
+	}
+	return (after[fmt.Sprintf(series, "sum")] - before[fmt.Sprintf(series, "sum")]) / n * 1000
+}
