@@ -55,8 +55,8 @@ type result struct {
 	// DaemonADDMs is the daemons' mean ADD time as they measured it, from
 	// request to reply (ovn-overlay paths only).
 	DaemonADDMs float64 `json:"daemon_add_mean_ms,omitempty"`
-	Failed      int            `json:"failed_attaches"`
-	FirstError  string         `json:"first_error,omitempty"`
+	Failed      int     `json:"failed_attaches"`
+	FirstError  string  `json:"first_error,omitempty"`
 }
 
 // pluginExec is the plugin exec alone on one release: the plugin binary
