@@ -87,12 +87,16 @@ func ConnectNorthbound(ctx context.Context, endpoint string, logger logr.Logger,
 	ls, lsp := &nbdb.LogicalSwitch{}, &nbdb.LogicalSwitchPort{}
 	lr, lrp := &nbdb.LogicalRouter{}, &nbdb.LogicalRouterPort{}
 	as := &nbdb.AddressSet{}
+	// Each table: the rows we own, the model's columns.
+	ownedRows := func(m model.Model, externalIDs *map[string]string) client.MonitorOption {
+		return client.WithConditionalTable(m, []model.Condition{{Field: externalIDs, Function: ovsdb.ConditionIncludes, Value: owned}}, Columns(m)...)
+	}
 	_, err = c.Monitor(ctx, c.NewMonitor(
-		client.WithConditionalTable(ls, []model.Condition{{Field: &ls.ExternalIDs, Function: ovsdb.ConditionIncludes, Value: owned}}, Columns(ls)...),
-		client.WithConditionalTable(lsp, []model.Condition{{Field: &lsp.ExternalIDs, Function: ovsdb.ConditionIncludes, Value: owned}}, Columns(lsp)...),
-		client.WithConditionalTable(lr, []model.Condition{{Field: &lr.ExternalIDs, Function: ovsdb.ConditionIncludes, Value: owned}}, Columns(lr)...),
-		client.WithConditionalTable(lrp, []model.Condition{{Field: &lrp.ExternalIDs, Function: ovsdb.ConditionIncludes, Value: owned}}, Columns(lrp)...),
-		client.WithConditionalTable(as, []model.Condition{{Field: &as.ExternalIDs, Function: ovsdb.ConditionIncludes, Value: owned}}, Columns(as)...),
+		ownedRows(ls, &ls.ExternalIDs),
+		ownedRows(lsp, &lsp.ExternalIDs),
+		ownedRows(lr, &lr.ExternalIDs),
+		ownedRows(lrp, &lrp.ExternalIDs),
+		ownedRows(as, &as.ExternalIDs),
 	))
 	if err != nil {
 		c.Close()
