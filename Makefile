@@ -48,7 +48,7 @@ deps:
 
 build: deps
 	@echo "==> building $(BIN)/"
-	@$(GO) build -o $(BIN)/ ./cmd/...
+	@CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/...
 
 demo: build
 	@$(BIN)/ovn-overlay-demo --bin $(BIN)

@@ -25,7 +25,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -100,7 +99,7 @@ func buildBinaries() (string, error) {
 	}
 	for _, cmd := range []string{"ovn-k8s-cni-overlay", "ovn-overlayd"} {
 		progress("building %s", cmd)
-		if b, err := exec.Command("go", "build", "-C", "..", "-o", filepath.Join(bin, cmd), "./cmd/"+cmd).CombinedOutput(); err != nil {
+		if b, err := sandbox.BuildCommand("..", filepath.Join(bin, cmd), "./cmd/"+cmd).CombinedOutput(); err != nil {
 			os.RemoveAll(bin)
 			return "", fmt.Errorf("build %s: %w\n%s", cmd, err, b)
 		}

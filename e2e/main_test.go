@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -45,7 +44,7 @@ func run(m *testing.M) int {
 	daemonBin = filepath.Join(bin, "ovn-overlayd")
 	ctlBin = filepath.Join(bin, "ovn-overlayctl")
 	for out, pkg := range map[string]string{pluginBin: "./cmd/ovn-k8s-cni-overlay", daemonBin: "./cmd/ovn-overlayd", ctlBin: "./cmd/ovn-overlayctl"} {
-		if b, err := exec.Command("go", "build", "-C", "..", "-o", out, pkg).CombinedOutput(); err != nil {
+		if b, err := sandbox.BuildCommand("..", out, pkg).CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "e2e: build %s: %v\n%s", pkg, err, b)
 			return 1
 		}

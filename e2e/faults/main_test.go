@@ -17,7 +17,6 @@ package faults
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -49,7 +48,7 @@ func run(m *testing.M) int {
 	pluginBin = filepath.Join(bin, "ovn-k8s-cni-overlay")
 	daemonBin = filepath.Join(bin, "ovn-overlayd")
 	for out, pkg := range map[string]string{pluginBin: "./cmd/ovn-k8s-cni-overlay", daemonBin: "./cmd/ovn-overlayd"} {
-		if b, err := exec.Command("go", "build", "-C", "../..", "-o", out, pkg).CombinedOutput(); err != nil {
+		if b, err := sandbox.BuildCommand("../..", out, pkg).CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "faults: build %s: %v\n%s", pkg, err, b)
 			return 1
 		}

@@ -74,11 +74,11 @@ func buildAll(bin string) error {
 	for _, b := range builds {
 		step("building %s", b.out)
 		start := time.Now()
-		args := []string{"build", "-C", b.dir, "-o", filepath.Join(bin, b.out)}
+		var extra []string
 		if b.ldflags != "" {
-			args = append(args, "-ldflags", b.ldflags)
+			extra = append(extra, "-ldflags", b.ldflags)
 		}
-		out, err := exec.Command("go", append(args, b.pkg)...).CombinedOutput()
+		out, err := sandbox.BuildCommand(b.dir, filepath.Join(bin, b.out), b.pkg, extra...).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("build %s: %w\n%s", b.pkg, err, out)
 		}
