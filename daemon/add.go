@@ -18,6 +18,7 @@ import (
 	"github.com/ovn-overlay/ovn-overlay/daemon/metrics"
 	"github.com/ovn-overlay/ovn-overlay/daemon/network"
 	"github.com/ovn-overlay/ovn-overlay/externalids"
+	"github.com/ovn-overlay/ovn-overlay/netconf"
 	"github.com/ovn-overlay/ovn-overlay/netns"
 	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
 	"github.com/ovn-overlay/ovn-overlay/ovs"
@@ -82,6 +83,11 @@ func (d *Daemon) parseAdd(req cniproto.Request) (*request, error) {
 	if err := podNetns(r.netns); err != nil {
 		return nil, err
 	}
+	if r.conf.Topology == netconf.Localnet {
+		if _, err := d.physicalBridge(r.conf); err != nil {
+			return nil, err
+		}
+	}
 	return r, nil
 }
 
@@ -99,10 +105,11 @@ type addPlan struct {
 
 // plan decides addresses, MAC, MTU and where the logical port comes from.
 func (d *Daemon) plan(ctx context.Context, r *request, nw *network.Network) (*addPlan, error) {
-	p := &addPlan{r: r, nw: nw, hostIf: attachment.NewHostLinkName(), mtu: r.conf.MTU}
-	if p.mtu == 0 {
-		p.mtu = d.defaultMTU
+	mtu, err := d.defaultMTUFor(r.conf)
+	if err != nil {
+		return nil, err
 	}
+	p := &addPlan{r: r, nw: nw, hostIf: attachment.NewHostLinkName(), mtu: mtu}
 	static := r.conf.RuntimeConfig.IPs
 	if len(static) == 0 {
 		static = r.args.IPs
@@ -238,6 +245,13 @@ func (d *Daemon) waitReady(ctx context.Context, p *addPlan) error {
 	}
 	if iface, ok := d.ovs.Interface(p.hostIf); !ok || ovs.Ofport(iface) <= 0 {
 		return fmt.Errorf("OVS interface %s is installed but has no OpenFlow port", p.hostIf)
+	}
+	if localnet := p.nw.LocalnetPort(); localnet != "" {
+		// Installed flows reach nowhere until ovn-controller has
+		// patched br-int to the physical bridge.
+		if err := d.ovs.WaitLocalnetPatch(waitCtx, localnet); err != nil {
+			return err
+		}
 	}
 	return netns.LinksUp(p.hostIf, p.r.netns, p.r.id.IfName)
 }

@@ -57,9 +57,9 @@ func (d *Daemon) Check(ctx context.Context, req cniproto.Request) error {
 	}
 	addrs := network.ParsePrefixList(lsp.ExternalIDs[externalids.Addresses])
 	iface, drift := d.checkInterface(r.id, objs, lsp)
-	mtu := r.conf.MTU
-	if mtu == 0 {
-		mtu = d.defaultMTU
+	mtu, err := d.defaultMTUFor(r.conf)
+	if err != nil {
+		return err
 	}
 	var routes []netns.Route
 	if r.conf.Topology == netconf.Layer3 {

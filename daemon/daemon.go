@@ -159,7 +159,8 @@ func (d *Daemon) run() {
 		if err == nil {
 			d.setWaiting("")
 			close(d.ready)
-			d.log.Info("daemon ready", "node", d.cfg.NodeName, "defaultMTU", d.defaultMTU, "userspaceDatapath", d.userspaceDatapath)
+			d.log.Info("daemon ready", "node", d.cfg.NodeName, "defaultMTU", d.defaultMTU, "userspaceDatapath", d.userspaceDatapath,
+				"physicalNetworks", d.ovs.MappedNetworks())
 			return
 		}
 		if prev := d.setWaiting(err.Error()); prev != err.Error() {

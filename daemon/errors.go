@@ -30,7 +30,8 @@ func toCNIError(err error) *types.Error {
 		return types.NewError(types.ErrInvalidNetworkConfig, err.Error(), "")
 	case errors.Is(err, errBadEnv):
 		return types.NewError(types.ErrInvalidEnvironmentVariables, err.Error(), "")
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, ovn.ErrUnavailable), errors.Is(err, errStarting), errors.Is(err, network.ErrRetired):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, ovn.ErrUnavailable), errors.Is(err, errStarting), errors.Is(err, network.ErrRetired),
+		errors.Is(err, errNotMapped):
 		return types.NewError(types.ErrTryAgainLater, err.Error(), "")
 	default:
 		return types.NewError(types.ErrInternal, err.Error(), "")

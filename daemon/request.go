@@ -98,10 +98,10 @@ func validContainerID(id string) error {
 // checkTopology rejects topologies that parse but are not implemented yet,
 // instead of silently treating them as layer2.
 func checkTopology(conf *netconf.NetConf) error {
-	if conf.Topology == netconf.Layer2 || conf.Topology == netconf.Layer3 {
+	if conf.Topology == netconf.Layer2 || conf.Topology == netconf.Layer3 || conf.Topology == netconf.Localnet {
 		return nil
 	}
-	return fmt.Errorf("network %q: topology %q is %w in this release (\"layer2\" and \"layer3\" are); use one of those or wait for %s support",
+	return fmt.Errorf("network %q: topology %q is %w in this release (\"layer2\", \"layer3\" and \"localnet\" are); use one of those or wait for %s support",
 		conf.Name, conf.Topology, network.ErrNotSupported, conf.Topology)
 }
 

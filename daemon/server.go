@@ -66,7 +66,7 @@ func (d *Daemon) Do(ctx context.Context, req cniproto.Request) (json.RawMessage,
 	switch {
 	case req.Command == "STATUS":
 		// Answered at once, also while the daemon is starting.
-		return nil, d.Status()
+		return nil, d.Status(req.Config)
 	case !ok:
 		return nil, types.NewError(types.ErrInvalidEnvironmentVariables,
 			fmt.Sprintf("unknown CNI_COMMAND %q", req.Command), "expected ADD, DEL, CHECK, GC, STATUS or VERSION")

@@ -9,6 +9,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/ovn-overlay/ovn-overlay/cniproto"
+	"github.com/ovn-overlay/ovn-overlay/netconf"
 )
 
 // statusProbe bounds each look at a connection. A connection counts as up
@@ -20,7 +21,9 @@ const statusProbe = 300 * time.Millisecond
 
 // Status tells the runtime whether ADD can succeed now (CNI 1.1 STATUS):
 // code 50 with every reason it cannot, answered within about statusProbe.
-func (d *Daemon) Status() error {
+// STATUS carries the network's config: for a localnet network, a node
+// whose Open_vSwitch does not map its physical network cannot serve it.
+func (d *Daemon) Status(config []byte) error {
 	select {
 	case <-d.ready:
 	default:
@@ -57,6 +60,11 @@ func (d *Daemon) Status() error {
 		// A chassis the SB cannot be asked about is not news.
 		if failed[i] && !(i == 3 && failed[1]) {
 			problems = append(problems, c.problem)
+		}
+	}
+	if conf, err := netconf.Parse(config); err == nil && conf.Topology == netconf.Localnet {
+		if _, err := d.physicalBridge(conf); err != nil {
+			problems = append(problems, err.Error())
 		}
 	}
 	if len(problems) > 0 {

@@ -23,4 +23,18 @@ const (
             "mtu": 1300,
             "netAttachDefName": "left-one/not-so-fast-network"
     }`
+	// SpecLocalnetConfig is the localnet example of the multi-homing guide
+	// as OVN-Kubernetes publishes it (docs/features/multiple-networks/
+	// multi-homing.md; compatibility case DOC-03): VLAN 33 of the physical
+	// network "tenantblack", which nodes map in ovn-bridge-mappings.
+	SpecLocalnetConfig = `{
+            "cniVersion": "1.0.0",
+            "name": "tenantblack",
+            "type": "ovn-k8s-cni-overlay",
+            "topology":"localnet",
+            "subnets": "202.10.130.112/28",
+            "vlanID": 33,
+            "mtu": 1500,
+            "netAttachDefName": "ns1/localnet-network"
+    }`
 )

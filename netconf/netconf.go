@@ -915,7 +915,7 @@ func (c *NetConf) Fingerprint() string {
 	}
 	sort.Strings(subnets)
 	canonical := fmt.Sprintf("topology=%s;subnets=%s;exclude=%s;mtu=%d;vlan=%d;phys=%s;persistent=%t",
-		c.Topology, strings.Join(subnets, ","), sortedPrefixes(c.ExcludeSubnets), c.MTU, c.VLANID, c.physicalNetwork(), c.AllowPersistentIPs)
+		c.Topology, strings.Join(subnets, ","), sortedPrefixes(c.ExcludeSubnets), c.MTU, c.VLANID, c.PhysicalNetwork(), c.AllowPersistentIPs)
 	// Appended only when set, so networks made before reservedSubnets
 	// existed keep their fingerprint across the upgrade.
 	if len(c.ReservedSubnets) > 0 {
@@ -934,10 +934,10 @@ func sortedPrefixes(list []netip.Prefix) string {
 	return strings.Join(out, ",")
 }
 
-// physicalNetwork is the localnet's bridge mapping name: an empty
+// PhysicalNetwork is the localnet's bridge mapping name: an empty
 // physicalNetworkName means the network name, so both spellings are the
-// same shape.
-func (c *NetConf) physicalNetwork() string {
+// same shape. Empty outside localnet.
+func (c *NetConf) PhysicalNetwork() string {
 	if c.Topology == Localnet && c.PhysicalNetworkName == "" {
 		return c.Name
 	}

@@ -45,6 +45,13 @@ func TestSpecExamples(t *testing.T) {
 	if l2.Topology != Layer2 || len(l2.Subnets) != 1 || l2.Subnets[0].CIDR.String() != "10.128.0.0/24" || l2.Subnets[0].HostPrefix != 0 || l2.MTU != 1300 {
 		t.Errorf("layer2 example parsed as %+v", l2)
 	}
+	ln, err := Parse([]byte(SpecLocalnetConfig))
+	if err != nil {
+		t.Fatalf("localnet example: %v", err)
+	}
+	if ln.Topology != Localnet || ln.VLANID != 33 || ln.PhysicalNetwork() != "tenantblack" || ln.Subnets[0].CIDR.String() != "202.10.130.112/28" || ln.MTU != 1500 {
+		t.Errorf("localnet example parsed as %+v", ln)
+	}
 	for name, sample := range map[string]string{"flat": enhancementFlat, "external": enhancementExternal} {
 		_, err := Parse([]byte(sample))
 		assertFieldError(t, name, err, "(config)", "trailing comma")

@@ -250,10 +250,16 @@ func owned(ids map[string]string) map[string]string {
 // createUnique inserts m (a row called name in table) unless a row of that
 // name exists, atomically: the schema does not make these names unique, a
 // wait operation does.
-func (nb *Northbound) createUnique(ctx context.Context, table, name string, m model.Model, inCache func() bool) error {
-	create, err := nb.client.Create(m)
-	if err != nil {
-		return fmt.Errorf("%s %s: build create: %w", table, name, err)
+//
+// The operations that create the row are m's insert, or ops when m is nil
+// (a row that must be linked from its parent in the same transaction).
+func (nb *Northbound) createUnique(ctx context.Context, table, name string, m model.Model, inCache func() bool, ops ...ovsdb.Operation) error {
+	create := ops
+	if m != nil {
+		var err error
+		if create, err = nb.client.Create(m); err != nil {
+			return fmt.Errorf("%s %s: build create: %w", table, name, err)
+		}
 	}
 	// "The rows named name, projected on name, differ from [{name}]" holds
 	// exactly when no such row exists yet (owned or not).
@@ -267,7 +273,7 @@ func (nb *Northbound) createUnique(ctx context.Context, table, name string, m mo
 		Rows:    []ovsdb.Row{{"name": name}},
 		Timeout: &zero,
 	}
-	_, err = nb.transact(ctx, append([]ovsdb.Operation{absent}, create...))
+	_, err := nb.transact(ctx, append([]ovsdb.Operation{absent}, create...))
 	if errors.Is(err, ErrConflict) && !inCache() {
 		// Not in our owned-only cache: maybe someone else's row.
 		if exists, _ := nb.existsUnowned(ctx, table, name); exists {

@@ -98,7 +98,7 @@ func (nb *Northbound) DeleteNetworkIfUnused(ctx context.Context, network string,
 	var ops []ovsdb.Operation
 	switch {
 	case ls != nil:
-		if len(ls.Ports) > 0 {
+		if !nb.holdsNoAttachment(ls) {
 			return false, nil
 		}
 		g := &nbdb.LogicalSwitch{UUID: ls.UUID, Ports: ls.Ports}
@@ -182,7 +182,7 @@ func (nb *Northbound) EmptyNetworks() []string {
 	var out []string
 	var switches []nbdb.LogicalSwitch
 	_ = nb.client.WhereCache(func(ls *nbdb.LogicalSwitch) bool {
-		return ls.ExternalIDs[externalids.Node] == "" && ls.ExternalIDs[externalids.Network] != "" && len(ls.Ports) == 0
+		return ls.ExternalIDs[externalids.Node] == "" && ls.ExternalIDs[externalids.Network] != "" && nb.holdsNoAttachment(ls)
 	}).List(context.Background(), &switches)
 	for _, ls := range switches {
 		out = append(out, ls.ExternalIDs[externalids.Network])
@@ -195,4 +195,15 @@ func (nb *Northbound) EmptyNetworks() []string {
 		out = append(out, lr.ExternalIDs[externalids.Network])
 	}
 	return out
+}
+
+// holdsNoAttachment reports whether a shared switch has no port but its
+// own localnet port: no pod of any node, and no port of another system.
+func (nb *Northbound) holdsNoAttachment(ls *nbdb.LogicalSwitch) bool {
+	for _, uuid := range ls.Ports {
+		if lsp, ok := nb.PortByUUID(uuid); !ok || !IsLocalnet(lsp) {
+			return false
+		}
+	}
+	return true
 }

@@ -31,6 +31,9 @@ type Client struct {
 
 	mu      sync.Mutex
 	waiters map[string][]chan error // interface name -> ovn-installed waiters
+	// changed is closed and replaced at every change of a bridge or port,
+	// for waiters on the node's wiring (WaitLocalnetPatch).
+	changed chan struct{}
 }
 
 // Connect connects to endpoint and monitors the columns the daemon needs.
@@ -56,17 +59,18 @@ func Connect(ctx context.Context, endpoint, bridge string, logger logr.Logger) (
 		}
 		return nil, fmt.Errorf("connect to OVS %s: %w", endpoint, err)
 	}
-	o := &Client{client: c, bridge: bridge, waiters: map[string][]chan error{}}
+	o := &Client{client: c, bridge: bridge, waiters: map[string][]chan error{}, changed: make(chan struct{})}
 	c.Cache().AddEventHandler(&cache.EventHandlerFuncs{
-		AddFunc:    func(table string, m model.Model) { o.onInterface(table, m) },
-		UpdateFunc: func(table string, _, m model.Model) { o.onInterface(table, m) },
+		AddFunc:    func(table string, m model.Model) { o.onInterface(table, m); o.onWiring(table) },
+		UpdateFunc: func(table string, _, m model.Model) { o.onInterface(table, m); o.onWiring(table) },
+		DeleteFunc: func(table string, _ model.Model) { o.onWiring(table) },
 	})
 	root, br, port, iface := &vswitchd.OpenvSwitch{}, &vswitchd.Bridge{}, &vswitchd.Port{}, &vswitchd.Interface{}
 	_, err = c.Monitor(ctx, c.NewMonitor(
 		client.WithTable(root, &root.ExternalIDs, &root.Bridges),
 		client.WithTable(br, &br.Name, &br.Ports, &br.DatapathType),
 		client.WithTable(port, &port.Name, &port.Interfaces, &port.ExternalIDs),
-		client.WithTable(iface, &iface.Name, &iface.ExternalIDs, &iface.Error, &iface.Ofport, &iface.Type),
+		client.WithTable(iface, &iface.Name, &iface.ExternalIDs, &iface.Error, &iface.Ofport, &iface.Type, &iface.MTU),
 	))
 	if err != nil {
 		c.Close()
@@ -349,6 +353,24 @@ func (o *Client) onInterface(table string, m model.Model) {
 	for _, ch := range waiters {
 		ch <- err
 	}
+}
+
+func (o *Client) onWiring(table string) {
+	if table != vswitchd.BridgeTable && table != vswitchd.PortTable {
+		return
+	}
+	o.mu.Lock()
+	close(o.changed)
+	o.changed = make(chan struct{})
+	o.mu.Unlock()
+}
+
+// Changed returns a channel closed at the next change of a cached bridge
+// or port.
+func (o *Client) Changed() <-chan struct{} {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.changed
 }
 
 func (o *Client) dropWaiter(name string, ch chan error) {

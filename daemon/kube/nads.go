@@ -117,41 +117,84 @@ func (v *nadValidator) upsert(obj any) {
 	v.reevaluate()
 }
 
-// reevaluate recomputes conflicts between NADs naming the same network and
-// emits an Event for every NAD whose verdict changed. Called with mu held.
+// reevaluate recomputes conflicts between NADs and emits an Event for
+// every NAD whose verdict changed. Called with mu held. Two kinds of
+// conflict: NADs naming the same network with different shapes, and
+// localnet networks sharing one VLAN of a physical network with different
+// subnets (their pods would meet on one segment, each network's addresses
+// unknown to the other's). In both, the oldest NAD wins.
 func (v *nadValidator) reevaluate() {
+	for _, st := range v.nads {
+		if st.reason == ReasonConflictingNetwork {
+			st.reason, st.problem = "", ""
+		}
+	}
 	groups := map[string][]*nadState{}
 	for _, st := range v.nads {
 		if st.conf != nil {
 			groups[st.conf.Name] = append(groups[st.conf.Name], st)
 		}
 	}
+	segments := map[string][]*nadState{}
 	for network, members := range groups {
-		sort.Slice(members, func(i, j int) bool {
-			a, b := members[i].nad, members[j].nad
-			if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-				return a.CreationTimestamp.Before(&b.CreationTimestamp)
-			}
-			return key(a) < key(b)
-		})
+		oldestFirst(members)
 		owner := members[0]
 		for _, st := range members[1:] {
-			if st.reason == ReasonConflictingNetwork {
-				st.reason, st.problem = "", ""
-			}
 			if st.problem == "" && st.conf.Fingerprint() != owner.conf.Fingerprint() {
 				st.reason = ReasonConflictingNetwork
 				st.problem = fmt.Sprintf("network %q is already defined by NetworkAttachmentDefinition %s with a different topology, subnets, excludeSubnets, mtu, vlanID, physicalNetworkName or allowPersistentIPs; pods using this NAD are refused; make the configs identical or give this network another name",
 					network, key(owner.nad))
 			}
 		}
-		if owner.reason == ReasonConflictingNetwork {
-			owner.reason, owner.problem = "", ""
+		if owner.problem == "" && owner.conf.Topology == netconf.Localnet {
+			seg := fmt.Sprintf("%s/%d", owner.conf.PhysicalNetwork(), owner.conf.VLANID)
+			segments[seg] = append(segments[seg], owner)
+		}
+	}
+	for _, owners := range segments {
+		oldestFirst(owners)
+		first := owners[0]
+		for _, st := range owners[1:] {
+			if subnetsKey(st.conf) == subnetsKey(first.conf) {
+				continue
+			}
+			vlan := "untagged"
+			if st.conf.VLANID > 0 {
+				vlan = fmt.Sprintf("VLAN %d", st.conf.VLANID)
+			}
+			problem := fmt.Sprintf("localnet network %q uses physical network %q %s with subnets [%s], where network %q of NetworkAttachmentDefinition %s already uses subnets [%s]; networks on one VLAN must use the same subnets; pods using this NAD are refused; use another vlanID, or the same subnets",
+				st.conf.Name, st.conf.PhysicalNetwork(), vlan, subnetsKey(st.conf), first.conf.Name, key(first.nad), subnetsKey(first.conf))
+			for _, member := range groups[st.conf.Name] {
+				if member.problem == "" {
+					member.reason, member.problem = ReasonConflictingNetwork, problem
+				}
+			}
 		}
 	}
 	for _, st := range v.nads {
 		v.report(st)
 	}
+}
+
+// oldestFirst orders NADs by creation, then by key.
+func oldestFirst(members []*nadState) {
+	sort.Slice(members, func(i, j int) bool {
+		a, b := members[i].nad, members[j].nad
+		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+			return a.CreationTimestamp.Before(&b.CreationTimestamp)
+		}
+		return key(a) < key(b)
+	})
+}
+
+// subnetsKey is a network's subnets, sorted, for comparison.
+func subnetsKey(c *netconf.NetConf) string {
+	var out []string
+	for _, s := range c.Subnets {
+		out = append(out, s.CIDR.String())
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
 }
 
 func (v *nadValidator) report(st *nadState) {

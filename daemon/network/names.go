@@ -14,6 +14,16 @@ func layer2SwitchName(network string) string {
 	return "ovn-overlay." + network + ".layer2"
 }
 
+// localnetSwitchName is the cluster-wide logical switch of a localnet
+// network, and localnetPortName its port to the physical network.
+func localnetSwitchName(network string) string {
+	return "ovn-overlay." + network + ".localnet"
+}
+
+func localnetPortName(network string) string {
+	return "ovn-overlay." + network + ".localnet.physnet"
+}
+
 // routerName is the logical router joining a layer3 network's node switches.
 func routerName(network string) string {
 	return "ovn-overlay." + network + ".router"

@@ -33,8 +33,11 @@ type Network struct {
 	// (layer2) or this node's switch (layer3).
 	switchName string
 	// guarded: other nodes allocate on the same switch, so port
-	// transactions carry the port-set guard (layer2).
+	// transactions carry the port-set guard (layer2, localnet).
 	guarded bool
+	// localnetPort is the switch's port to the physical network
+	// (localnet only).
+	localnetPort string
 	// Layer3 only: this node's subnets, their gateways (the router port's
 	// addresses) and the pod routes to the whole network through them.
 	nodeSubnets []netip.Prefix
@@ -208,6 +211,8 @@ func (ns *Registry) Get(ctx context.Context, conf *netconf.NetConf) (*Network, e
 		err = ns.setUpLayer2(ctx, n)
 	case netconf.Layer3:
 		err = ns.setUpLayer3(ctx, n)
+	case netconf.Localnet:
+		err = ns.setUpLocalnet(ctx, n)
 	default:
 		err = fmt.Errorf("topology %q: %w", conf.Topology, ErrNotSupported)
 	}
@@ -263,12 +268,51 @@ func differentShape(name string) error {
 }
 
 func (ns *Registry) setUpLayer2(ctx context.Context, n *Network) error {
-	ls, err := ns.nb.EnsureSwitch(ctx, layer2SwitchName(n.name), shapeIDs(n.conf))
+	_, err := ns.setUpSharedSwitch(ctx, n, layer2SwitchName(n.name))
+	return err
+}
+
+// setUpLocalnet is layer2's shared switch plus its localnet port: on every
+// node that maps the physical network, ovn-controller patches the switch
+// to the mapped bridge, and pods talk over the physical network instead
+// of geneve. The VLAN goes on the localnet port (tag_request), never on
+// pod ports: a tagged or "unknown" pod port would make ovn-northd
+// recompute every flow on each ADD.
+func (ns *Registry) setUpLocalnet(ctx context.Context, n *Network) error {
+	ls, err := ns.setUpSharedSwitch(ctx, n, localnetSwitchName(n.name))
 	if err != nil {
 		return err
 	}
-	if ls.ExternalIDs[externalids.Fingerprint] != n.fingerprint {
+	want := &nbdb.LogicalSwitchPort{
+		Name:        localnetPortName(n.name),
+		Addresses:   []string{"unknown"},
+		Options:     map[string]string{"network_name": n.conf.PhysicalNetwork()},
+		ExternalIDs: shapeIDs(n.conf),
+	}
+	if n.conf.VLANID > 0 {
+		vlan := n.conf.VLANID
+		want.TagRequest = &vlan
+	}
+	lsp, err := ns.nb.EnsureLocalnetPort(ctx, ls, want)
+	if err != nil {
+		return err
+	}
+	if !ovn.IsLocalnet(lsp) || lsp.ExternalIDs[externalids.Fingerprint] != n.fingerprint {
 		return differentShape(n.name)
+	}
+	n.localnetPort = lsp.Name
+	return nil
+}
+
+// setUpSharedSwitch readies the cluster-wide switch of a layer2 or
+// localnet network and the network's address pool.
+func (ns *Registry) setUpSharedSwitch(ctx context.Context, n *Network, name string) (*nbdb.LogicalSwitch, error) {
+	ls, err := ns.nb.EnsureSwitch(ctx, name, shapeIDs(n.conf))
+	if err != nil {
+		return nil, err
+	}
+	if ls.ExternalIDs[externalids.Fingerprint] != n.fingerprint {
+		return nil, differentShape(n.name)
 	}
 	n.switchName, n.guarded = ls.Name, true
 	var subnets []netip.Prefix
@@ -277,7 +321,7 @@ func (ns *Registry) setUpLayer2(ctx context.Context, n *Network) error {
 	}
 	n.pool = ipam.NewPool(subnets, n.conf.ExcludeSubnets)
 	n.pool.SetStaticOnly(n.conf.ReservedSubnets)
-	return nil
+	return ls, nil
 }
 
 func conflictError(conf, existing *netconf.NetConf) error {
@@ -449,6 +493,10 @@ func (n *Network) Name() string { return n.name }
 // Routes are the routes pods of this node get (layer3: to each cluster
 // subnet via this node's gateway).
 func (n *Network) Routes() []netns.Route { return n.routes }
+
+// LocalnetPort is the name of the network's localnet port; empty unless
+// the network is a localnet.
+func (n *Network) LocalnetPort() string { return n.localnetPort }
 
 // Gateways are this node's gateways on the network (layer3).
 func (n *Network) Gateways() []netip.Addr { return n.gateways }

@@ -116,7 +116,7 @@ func (ns *Registry) retire(name string) error {
 		case <-time.After(2 * time.Second):
 		}
 	}
-	ls, _ := ns.nb.Switch(layer2SwitchName(name))
+	ls, _ := ns.sharedSwitch(name)
 	lr, _ := ns.nb.Router(routerName(name))
 	deleted, err := ns.nb.DeleteNetworkIfUnused(ctx, name, ls, lr)
 	if errors.Is(err, ovn.ErrConflict) {
@@ -154,12 +154,22 @@ func (ns *Registry) share(name string) (*ovn.NodeShare, error) {
 		s.Switch, s.Router = ls, lr
 		return s, nil
 	}
-	ls, ok := ns.nb.Switch(layer2SwitchName(name))
+	ls, ok := ns.sharedSwitch(name)
 	if !ok || len(s.Warm) == 0 {
 		return nil, nil
 	}
 	s.Switch = ls
 	return s, nil
+}
+
+// sharedSwitch is the cluster-wide switch of a layer2 or localnet network.
+// After a restart the registry does not know which topology a network
+// had: its switch name says.
+func (ns *Registry) sharedSwitch(name string) (*nbdb.LogicalSwitch, bool) {
+	if ls, ok := ns.nb.Switch(layer2SwitchName(name)); ok {
+		return ls, true
+	}
+	return ns.nb.Switch(localnetSwitchName(name))
 }
 
 // onlyLinkAndWarm checks that a layer3 node switch holds nothing but its

@@ -1,0 +1,61 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/ovn-overlay/ovn-overlay/netconf"
+	"github.com/ovn-overlay/ovn-overlay/ovs"
+)
+
+// errNotMapped: a localnet network's physical network has no bridge on
+// this node. The config is fine and the node is not: the runtime's retry
+// succeeds once an admin maps it, so ADD reports "try again later".
+var errNotMapped = errors.New("physical network not mapped on this node")
+
+// physicalBridge is the OVS bridge this node maps a localnet network's
+// physical network to, or an error naming the network, the node and the
+// setting to fix. ADD asks before it touches anything.
+func (d *Daemon) physicalBridge(conf *netconf.NetConf) (string, error) {
+	phys := conf.PhysicalNetwork()
+	mappings, err := d.ovs.BridgeMappings()
+	if err != nil {
+		return "", err
+	}
+	bridge, ok := mappings[phys]
+	if !ok {
+		return "", fmt.Errorf("%w: network %q needs physical network %q, which node %q does not map to an OVS bridge; add %q to the node's Open_vSwitch external_ids:%s (e.g. ovs-vsctl set Open_vSwitch . external_ids:%s=%s:br-phys, keeping any mappings already there), or keep this network's pods off the node",
+			errNotMapped, conf.Name, phys, d.cfg.NodeName, phys+":<bridge>", ovs.BridgeMappingsKey, ovs.BridgeMappingsKey, phys)
+	}
+	if _, err := d.ovs.UplinkMTU(bridge); err != nil {
+		return "", fmt.Errorf("%w: node %q maps physical network %q to bridge %q in external_ids:%s, but: %w; create the bridge with the node's uplink in it",
+			errNotMapped, d.cfg.NodeName, phys, bridge, ovs.BridgeMappingsKey, err)
+	}
+	return bridge, nil
+}
+
+// defaultMTUFor is the MTU of a pod interface whose config sets none.
+// Overlays carry geneve, so theirs is the underlay's minus the overhead;
+// localnet traffic goes out unencapsulated, so its MTU is the mapped
+// bridge's uplink's.
+func (d *Daemon) defaultMTUFor(conf *netconf.NetConf) (int, error) {
+	if conf.MTU != 0 {
+		return conf.MTU, nil
+	}
+	if conf.Topology != netconf.Localnet {
+		return d.defaultMTU, nil
+	}
+	bridge, err := d.physicalBridge(conf)
+	if err != nil {
+		return 0, err
+	}
+	mtu, err := d.ovs.UplinkMTU(bridge)
+	if err != nil {
+		return 0, err
+	}
+	if mtu == 0 {
+		d.log.Warn("physical bridge has no uplink with a known MTU; localnet pods get the fallback", "bridge", bridge, "mtu", fallbackMTU)
+		return fallbackMTU, nil
+	}
+	return mtu, nil
+}
