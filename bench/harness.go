@@ -68,9 +68,14 @@ type target struct {
 	peer     netip.Addr
 }
 
+// benchPhysnet is the sandbox's physical network, mapped on every node.
+const benchPhysnet = "datacenter"
+
 var (
 	benchL2 = []byte(`{"cniVersion":"1.0.0","name":"bench-l2","type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":"10.202.0.0/16"}`)
 	benchL3 = []byte(`{"cniVersion":"1.0.0","name":"bench-l3","type":"ovn-k8s-cni-overlay","topology":"layer3","subnets":"10.203.0.0/16/20"}`)
+	// benchLocalnet is VLAN 100 of the sandbox's physical network.
+	benchLocalnet = []byte(`{"cniVersion":"1.0.0","name":"bench-ln","type":"ovn-k8s-cni-overlay","topology":"localnet","physicalNetworkName":"` + benchPhysnet + `","vlanID":100,"subnets":"10.204.0.0/16"}`)
 )
 
 // useDaemons restarts the node daemons if path needs other flags than
@@ -112,6 +117,7 @@ func (h *harness) newTargets(ctx context.Context) ([]*target, error) {
 	return []*target{
 		{path: &overlayPath{plugin: h.plugin, config: benchL2}, topology: "layer2"},
 		{path: &overlayPath{plugin: h.plugin, config: benchL3}, topology: "layer3"},
+		{path: &overlayPath{plugin: h.plugin, config: benchLocalnet}, topology: "localnet"},
 		{path: &overlayPath{plugin: h.plugin, config: benchL2, cold: true}, topology: "layer2"},
 		{path: &overlayPath{plugin: h.plugin, config: benchL3, cold: true}, topology: "layer3"},
 		{path: floor, topology: "layer2"},

@@ -112,7 +112,7 @@ func buildBinaries() (string, error) {
 // called more than once (by a signal and by the caller).
 func startHarness(ctx context.Context, bin string, rel sandbox.Release, daemonArgs ...string) (*harness, func(), error) {
 	progress("starting the sandbox: OVN %s, central OVN + 2 nodes", rel.Name)
-	cluster, err := sandbox.Start(ctx, sandbox.Options{Nodes: 2, Release: &rel})
+	cluster, err := sandbox.Start(ctx, sandbox.Options{Nodes: 2, Release: &rel, PhysicalNetwork: benchPhysnet})
 	if err != nil {
 		return nil, nil, err
 	}

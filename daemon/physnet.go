@@ -11,7 +11,7 @@ import (
 // errNotMapped: a localnet network's physical network has no bridge on
 // this node. The config is fine and the node is not: the runtime's retry
 // succeeds once an admin maps it, so ADD reports "try again later".
-var errNotMapped = errors.New("physical network not mapped on this node")
+var errNotMapped = errors.New("no bridge mapping")
 
 // physicalBridge is the OVS bridge this node maps a localnet network's
 // physical network to, or an error naming the network, the node and the

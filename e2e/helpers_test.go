@@ -17,6 +17,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
 
+	"github.com/ovn-overlay/ovn-overlay/e2e/internal/attachcheck"
 	"github.com/ovn-overlay/ovn-overlay/sandbox"
 )
 
@@ -165,14 +166,15 @@ func nbctl(t *testing.T, args ...string) string {
 }
 
 // nbPorts lists the network's attachment ports: every logical switch port
-// of the network but the nodes' warm (pre-provisioned, not yet used) ones.
+// of the network but the nodes' warm (pre-provisioned, not yet used) ones
+// and a localnet network's port to the physical network.
 // One NB read: with two (warm ports, then all ports), warm ports a refill
 // commits in between would be counted as attachments.
 func nbPorts(t *testing.T, network string) []string {
 	t.Helper()
 	var out []string
 	for _, p := range findLSPs(t, fmt.Sprintf(`external_ids:"ovn-overlay/network"="%s"`, network)) {
-		if !isWarmLSP(p) {
+		if !isWarmLSP(p) && !attachcheck.IsLocalnet(p) {
 			out = append(out, p.Name)
 		}
 	}

@@ -51,7 +51,7 @@ func run(m *testing.M) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cluster, err = sandbox.Start(ctx, sandbox.Options{Nodes: 2, Progress: os.Stderr})
+	cluster, err = sandbox.Start(ctx, sandbox.Options{Nodes: 2, Progress: os.Stderr, PhysicalNetwork: physnet, PhysicalMTU: physnetMTU})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: sandbox:", err)
 		return 1

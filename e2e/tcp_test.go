@@ -15,6 +15,16 @@ import (
 // userspace datapath: ICMP passes, TCP never connects.
 func tcpEcho(t *testing.T, server, client *testPod, addr netip.Addr) {
 	t.Helper()
+	tcpEchoBetween(t, endpoint{server.Name, server.NetnsPath}, endpoint{client.Name, client.NetnsPath}, addr)
+}
+
+// endpoint is a network namespace a TCP test runs in: a pod's or the
+// sandbox's external host's.
+type endpoint struct{ Name, NetnsPath string }
+
+// tcpEchoBetween is tcpEcho for any two namespaces.
+func tcpEchoBetween(t *testing.T, server, client endpoint, addr netip.Addr) {
+	t.Helper()
 	var l net.Listener
 	if err := sandbox.InNetns(server.NetnsPath, func() (err error) {
 		l, err = net.Listen("tcp", netip.AddrPortFrom(addr, 0).String())

@@ -22,11 +22,13 @@ func (n *Node) RestartOVNController() error {
 
 // RestartVSwitchd stops the node's ovs-vswitchd (SIGTERM, then SIGKILL, by
 // pid) and starts it again with the same arguments. br-int's and br-phy's
-// ports are rows in the node's OVS database, so the new ovs-vswitchd
-// re-creates them (pod veths are re-attached, tunnel ports rebuilt); the
-// userspace datapath lives inside the process and needs nothing else. It
-// returns once ovs-vswitchd has re-created both bridges and br-phy carries
-// the node IP (re-applied in case its internal device was re-created).
+// (and br-phys's, with a physical network) ports are rows in the node's OVS
+// database, so the new ovs-vswitchd re-creates them (pod veths and dc0 are
+// re-attached, tunnel ports rebuilt); the userspace datapath lives inside
+// the process and needs nothing else, and dc0's MTU and offloads belong to
+// the kernel's veth, which stays. It returns once ovs-vswitchd has
+// re-created the bridges and br-phy carries the node IP (re-applied in case
+// its internal device was re-created).
 func (n *Node) RestartVSwitchd() error {
 	n.vswitchd.stop(false)
 	if err := n.cluster.startService(n.vswitchd, true); err != nil {
@@ -40,7 +42,8 @@ func (n *Node) RestartVSwitchd() error {
 	deadline := time.Now().Add(startTimeout)
 	for {
 		out, err := n.cluster.run("", "ovs-appctl", "--timeout=5", "-t", ctl, "dpif/show")
-		if err == nil && strings.Contains(out, "br-int:") && strings.Contains(out, "br-phy:") && strings.Contains(out, "ul0 ") {
+		if err == nil && strings.Contains(out, "br-int:") && strings.Contains(out, "br-phy:") && strings.Contains(out, "ul0 ") &&
+			(n.PhysicalBridge == "" || (strings.Contains(out, n.PhysicalBridge+":") && strings.Contains(out, n.PhysicalUplink+" "))) {
 			break
 		}
 		if time.Now().After(deadline) {

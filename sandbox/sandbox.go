@@ -2,7 +2,9 @@
 // central OVN (Northbound and Southbound ovsdb-servers and ovn-northd) and a
 // number of simulated nodes, each a network namespace with its own
 // ovsdb-server, ovs-vswitchd (userspace datapath) and ovn-controller, joined
-// by a geneve underlay. The demo, the integration tests and the benchmarks all
+// by a geneve underlay. Optionally (Options.PhysicalNetwork) the nodes also
+// share a "datacenter" L2 network, with an external host on it, for OVN
+// localnet networks. The demo, the integration tests and the benchmarks all
 // run on it, so they exercise real OVS and OVN rather than stand-ins.
 //
 // Every process is tracked by pid and stopped by Cluster.Stop; every network
@@ -48,6 +50,17 @@ type Options struct {
 	// tests can kill a leader and watch clients fail over. Central.NB and
 	// Central.SB then list the three members' client endpoints.
 	ClusteredDBs bool
+	// PhysicalNetwork, when non-empty, gives the cluster a datacenter L2
+	// network for OVN localnet networks, apart from the geneve underlay:
+	// every node gets an OVS bridge br-phys with an uplink dc0 into it
+	// and maps the network to it (external_ids:ovn-bridge-mappings=
+	// <PhysicalNetwork>:br-phys), and an external host sits on it
+	// (Cluster.External). The name is what localnet ports give as
+	// options:network_name.
+	PhysicalNetwork string
+	// PhysicalMTU is the MTU of every link on the physical network. 0
+	// means 1500.
+	PhysicalMTU int
 }
 
 // Cluster is a running sandbox.
@@ -60,6 +73,10 @@ type Cluster struct {
 	opts       Options
 	release    Release
 	underlayNS string
+	// physicalNS holds the datacenter network's bridge; external is the
+	// host on it. Both unset without Options.PhysicalNetwork.
+	physicalNS string
+	external   *ExternalHost
 	mu         sync.Mutex
 	procs      []*Process
 	netnses    []string
@@ -130,6 +147,11 @@ type Node struct {
 	Dir string
 	// OVS is the node's Open_vSwitch database endpoint ("unix:/path").
 	OVS string
+	// PhysicalBridge is the node's OVS bridge on the physical network
+	// ("br-phys", the bridge ovn-bridge-mappings names) and
+	// PhysicalUplink its port into that network ("dc0", a veth); both are
+	// empty without Options.PhysicalNetwork.
+	PhysicalBridge, PhysicalUplink string
 
 	cluster *Cluster
 	// The node's OVN/OVS daemons, kept so the fault controls can stop and
@@ -159,6 +181,9 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	}
 	if opts.UnderlayMTU == 0 {
 		opts.UnderlayMTU = 1500
+	}
+	if err := validatePhysicalNetwork(&opts); err != nil {
+		return nil, err
 	}
 	if opts.Prefix == "" {
 		opts.Prefix = "ovsb-" + randomHex(3)
@@ -191,6 +216,11 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	}
 	if err := c.startUnderlay(); err != nil {
 		return nil, err
+	}
+	if opts.PhysicalNetwork != "" {
+		if err := c.startPhysicalNetwork(); err != nil {
+			return nil, err
+		}
 	}
 	for i := 1; i <= opts.Nodes; i++ {
 		if err := ctx.Err(); err != nil {
@@ -350,6 +380,11 @@ func (c *Cluster) startNode(i int) error {
 	if err := c.plugUnderlay(n, i); err != nil {
 		return err
 	}
+	if c.opts.PhysicalNetwork != "" {
+		if err := c.plugPhysical(n, i); err != nil {
+			return err
+		}
+	}
 	var err error
 	if n.ovsdb, err = c.startOVSDB(n.Name+"-ovsdb", n.Netns, n.Dir, c.release.Path(vswitchSchema), "conf.db"); err != nil {
 		return err
@@ -397,6 +432,11 @@ func (c *Cluster) startNode(i int) error {
 	}
 	if err := n.addressUnderlay(); err != nil {
 		return err
+	}
+	if c.opts.PhysicalNetwork != "" {
+		if err := c.addPhysicalBridge(n, vsctl); err != nil {
+			return err
+		}
 	}
 	// ovn-controller 23.03 rejects --unixctl: OVN_RUNDIR places its
 	// control socket instead (ovn-controller.<pid>.ctl in n.Dir).
@@ -446,10 +486,15 @@ func (c *Cluster) plugUnderlay(n *Node, i int) error {
 	for _, step := range [][]string{
 		{"", "ip", "link", "add", "ul0", "mtu", mtu, "netns", n.Netns, "type", "veth", "peer", "name", outer, "mtu", mtu, "netns", c.underlayNS},
 		{c.underlayNS, "ip", "link", "set", outer, "master", "br-ul", "up"},
-		{n.Netns, "ip", "link", "set", "ul0", "up"},
 		// Otherwise the kernel answers ARP for the node IP with ul0's MAC
 		// and tunnel traffic goes to a port OVS does not read.
 		{n.Netns, "sysctl", "-qw", "net.ipv4.conf.ul0.arp_ignore=1"},
+		// ul0 is an OVS port, not an interface of the node's: without
+		// IPv6 the kernel sends no router solicitations or MLD reports
+		// of its own on it, so UnderlayPackets counts what OVS sends
+		// (the node's own traffic goes through br-phy).
+		{n.Netns, "sysctl", "-qw", "net.ipv6.conf.ul0.disable_ipv6=1"},
+		{n.Netns, "ip", "link", "set", "ul0", "up"},
 	} {
 		if _, err := run(step[0], step[1:]...); err != nil {
 			return err
@@ -483,7 +528,9 @@ func (c *Cluster) StopKeepDir() {
 }
 
 // Cleanup removes what a crashed sandbox left: processes listed in dir's pid
-// list and every network namespace whose name starts with prefix.
+// list and every network namespace whose name starts with prefix (the
+// underlay's <prefix>-ul, the physical network's <prefix>-dc and
+// <prefix>-ext among them; their veths go with them).
 func Cleanup(dir, prefix string) (string, error) {
 	var report []string
 	if dir != "" {

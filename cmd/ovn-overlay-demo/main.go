@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,6 +35,24 @@ var tinypodNetworks = []struct {
 	{"net1", "l3-network", netconf.SpecLayer3Config},
 	{"net2", "not-so-fast-network", netconf.SpecLayer2Config},
 }
+
+// localnetNetworks put the same pods on the sandbox's physical network: the
+// guide's localnet example (VLAN 33 of "tenantblack") and an untagged
+// network of our own on "datacenter". The external host sits on both.
+var localnetNetworks = []struct {
+	ifName, name, config string
+	vlan                 int
+	external             netip.Prefix // the external host's address
+}{
+	{"net3", "tenantblack", netconf.SpecLocalnetConfig, 33, netip.MustParsePrefix("202.10.130.126/28")},
+	{"net4", "datacenter-flat", `{"cniVersion": "1.0.0", "name": "datacenter-flat", "type": "ovn-k8s-cni-overlay", "topology": "localnet",
+  "physicalNetworkName": "datacenter", "subnets": "192.168.77.0/24", "excludeSubnets": "192.168.77.1/32", "netAttachDefName": "left-one/datacenter-flat"}`,
+		0, netip.MustParsePrefix("192.168.77.1/24")},
+}
+
+// bridgeMappings is what an admin sets on every node for the localnet
+// networks: both physical networks on the node's br-phys.
+const bridgeMappings = "datacenter:br-phys,tenantblack:br-phys"
 
 const (
 	prefix = "ovdemo"
@@ -93,7 +112,7 @@ func run(binDir string, keep bool) error {
 		return err
 	}
 	step("starting central OVN %s and 3 nodes (userspace datapath, geneve underlay)", version)
-	cluster, err := sandbox.Start(ctx, sandbox.Options{Nodes: 3, Prefix: prefix, Dir: dir, Progress: indent{}, Release: &release})
+	cluster, err := sandbox.Start(ctx, sandbox.Options{Nodes: 3, Prefix: prefix, Dir: dir, Progress: indent{}, Release: &release, PhysicalNetwork: "datacenter"})
 	if err != nil {
 		return err
 	}
@@ -111,12 +130,6 @@ func run(binDir string, keep bool) error {
 	}
 
 	step("attaching the guide's tinypod on each node to l3-network (net1, routed, 10.128.0.0/16 with a /24 per node) and not-so-fast-network (net2, layer2 10.128.0.0/24)")
-	type attached struct {
-		pod   *sandbox.Pod
-		node  *sandbox.Node
-		id    string
-		addrs map[string]netip.Addr // interface -> address
-	}
 	var pods []attached
 	for _, n := range cluster.Nodes {
 		pod, err := n.NewPod("tinypod-" + n.Name)
@@ -171,6 +184,10 @@ func run(binDir string, keep bool) error {
 		}
 	}
 
+	if err := demoLocalnet(ctx, cluster, plugin, pods); err != nil {
+		return err
+	}
+
 	if keep {
 		fmt.Printf(`
 The sandbox keeps running. Try:
@@ -188,8 +205,9 @@ Press Ctrl-C to tear everything down (or run: go run ./cmd/ovn-overlay-demo clea
 
 	for _, p := range pods {
 		// Runtimes delete in reverse order of ADD.
-		for i := len(tinypodNetworks) - 1; i >= 0; i-- {
-			net := tinypodNetworks[i]
+		all := append(append([]demoNetwork(nil), tinypodDemo()...), localnetDemo()...)
+		for i := len(all) - 1; i >= 0; i-- {
+			net := all[i]
 			_, took, err := p.node.InvokeCNI(context.Background(), plugin, sandbox.Invocation{
 				Command: "DEL", ContainerID: p.id, Netns: p.pod.NetnsPath, IfName: net.ifName, Config: []byte(net.config),
 			})
@@ -201,6 +219,25 @@ Press Ctrl-C to tear everything down (or run: go run ./cmd/ovn-overlay-demo clea
 	}
 	step("demo OK")
 	return nil
+}
+
+// attached is a demo pod and its addresses.
+type attached struct {
+	pod   *sandbox.Pod
+	node  *sandbox.Node
+	id    string
+	addrs map[string]netip.Addr // interface -> address
+}
+
+// demoNetwork is one attachment every demo pod gets.
+type demoNetwork struct{ ifName, name, config string }
+
+func tinypodDemo() []demoNetwork {
+	var out []demoNetwork
+	for _, n := range tinypodNetworks {
+		out = append(out, demoNetwork{n.ifName, n.name, n.config})
+	}
+	return out
 }
 
 // clashOf explains why two pods attached to the guide's overlapping
@@ -229,8 +266,15 @@ func pingOnce(p *sandbox.Pod, ifName string, dst netip.Addr) error {
 }
 
 func firstAddr(out []byte) (netip.Addr, error) {
-	// Both of the guide's NADs ask for cniVersion 0.3.1.
-	r, err := version.NewResult("0.3.1", out)
+	// Results come in the config's cniVersion (0.3.1 for the guide's
+	// overlay NADs, 1.0.0 for its localnet one).
+	var v struct {
+		CNIVersion string `json:"cniVersion"`
+	}
+	if err := json.Unmarshal(out, &v); err != nil {
+		return netip.Addr{}, fmt.Errorf("parse CNI result %q: %w", out, err)
+	}
+	r, err := version.NewResult(v.CNIVersion, out)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("parse CNI result %q: %w", out, err)
 	}

@@ -14,15 +14,27 @@ import (
 // TestIPAMClaimKeepsAddressesAcrossPodsAndNodes is a KubeVirt VM restarting
 // on another node: its interface's IPAMClaim keeps the address while no pod
 // uses it, the next pod gets it back, and only deleting the claim frees it.
+// Layer2 and localnet both keep persistent IPs.
 func TestIPAMClaimKeepsAddressesAcrossPodsAndNodes(t *testing.T) {
+	for _, tc := range []struct{ topology, subnet, extra string }{
+		{"layer2", "10.97.0.0/29", ""},
+		{"localnet", "10.97.1.0/29", `,"physicalNetworkName":"datacenter","vlanID":97`},
+	} {
+		t.Run(tc.topology, func(t *testing.T) { ipamClaimAcrossNodes(t, tc.topology, tc.subnet, tc.extra) })
+	}
+}
+
+func ipamClaimAcrossNodes(t *testing.T, topology, subnet, extra string) {
 	ctx := context.Background()
-	ns := namespace(t, "vms")
+	ns := namespace(t, "vms-"+topology)
+	network := "vm-net-" + topology
 	// .1 to .6: small enough to prove nobody else gets the claimed address.
-	createNAD(t, ns, "persistent", `{"cniVersion":"1.0.0","name":"vm-net","type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":"10.97.0.0/29","allowPersistentIPs":true,"netAttachDefName":"vms/persistent"}`)
+	createNAD(t, ns, "persistent", fmt.Sprintf(`{"cniVersion":"1.0.0","name":%q,"type":"ovn-k8s-cni-overlay","topology":%q,"subnets":%q,"allowPersistentIPs":true,"netAttachDefName":"%s/persistent"%s}`,
+		network, topology, subnet, ns, extra))
 	claims := e.claims.K8sV1alpha1().IPAMClaims(ns)
 	if _, err := claims.Create(ctx, &ipamv1alpha1.IPAMClaim{
 		ObjectMeta: metav1.ObjectMeta{Name: "vm-a.net1", Namespace: ns},
-		Spec:       ipamv1alpha1.IPAMClaimSpec{Network: "vm-net", Interface: "net1"},
+		Spec:       ipamv1alpha1.IPAMClaimSpec{Network: network, Interface: "net1"},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -2,10 +2,13 @@ package k8s
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/ovn-overlay/ovn-overlay/sandbox"
 )
 
 // ovnkE2ENAD returns the config of one of OVN-Kubernetes' own e2e NADs,
@@ -116,4 +119,60 @@ func TestPluginsListNAD(t *testing.T) {
 		t.Errorf("requested reserved address: got %s, want 10.91.0.5/24", a)
 	}
 	static.ping(t, "net1", got.Addr())
+}
+
+// TestOVNKubernetesLocalnetNADVerbatim attaches pods through Multus with the
+// NAD OVN-Kubernetes' multi-homing e2e suite creates for "a localnet -
+// switched - network": VLAN 10, mtu 1300, and physicalNetworkName "", so
+// the physical network is the network's own name, which the nodes map as
+// OVN-Kubernetes' e2e setup does. Pods on both nodes and a host on VLAN 10
+// of the physical network reach each other.
+func TestOVNKubernetesLocalnetNADVerbatim(t *testing.T) {
+	config := ovnkE2ENAD(t, "E2E-08")
+	for _, want := range []string{`"topology":"localnet"`, `"vlanID": 10`, `"physicalNetworkName": ""`, `"mtu": 1300`} {
+		if !strings.Contains(config, want) {
+			t.Fatalf("case E2E-08 is not the NAD this test means: no %s in %s", want, config)
+		}
+	}
+	for _, n := range e.cluster.Nodes {
+		mapPhysicalNetwork(t, n, "abcde_tenant-blue")
+	}
+	ext := e.cluster.External()
+	extAddr := netip.MustParsePrefix("60.128.0.254/24")
+	if err := ext.AddAddress(10, extAddr); err != nil {
+		t.Fatal(err)
+	}
+	ns := namespace(t, "multi-homing-1234")
+	nad := createNAD(t, ns, "tenant-blue-localnet", strings.Replace(config, "multi-homing-1234/tenant-blue", ns+"/tenant-blue-localnet", 1))
+	eventsFor(t, nad, "NetworkConfigAccepted")
+	a := mustRunPod(t, node(0), ns, "ln-pod-a", "tenant-blue-localnet")
+	b := mustRunPod(t, node(1), ns, "ln-pod-b", "tenant-blue-localnet")
+	subnet := netip.MustParsePrefix("60.128.0.0/24")
+	for _, p := range []*runtimePod{a, b} {
+		if addr := p.ifAddr(t, "net1", false); !subnet.Contains(addr.Addr()) || addr.Addr() == extAddr.Addr() {
+			t.Errorf("%s net1 = %s, want an address of %s", p.obj.Name, addr, subnet)
+		}
+		if mtu := p.ifMTU(t, "net1"); mtu != 1300 {
+			t.Errorf("%s net1 MTU %d, want the NAD's 1300", p.obj.Name, mtu)
+		}
+	}
+	a.ping(t, "net1", b.ifAddr(t, "net1", false).Addr())
+	b.ping(t, "net1", extAddr.Addr())
+}
+
+// mapPhysicalNetwork adds phys to the node's bridge mappings (on br-phys),
+// keeping the others, as an admin would, and takes it out again after the
+// test.
+func mapPhysicalNetwork(t *testing.T, n *sandbox.Node, phys string) {
+	t.Helper()
+	vsctl := func(args ...string) string {
+		out, err := n.Run(append([]string{"ovs-vsctl", "--db=" + n.OVS}, args...)...)
+		if err != nil {
+			t.Fatalf("ovs-vsctl on %s: %v", n.Name, err)
+		}
+		return strings.Trim(strings.TrimSpace(out), `"`)
+	}
+	saved := vsctl("get", "Open_vSwitch", ".", "external_ids:ovn-bridge-mappings")
+	vsctl("set", "Open_vSwitch", ".", fmt.Sprintf("external_ids:ovn-bridge-mappings=%q", saved+","+phys+":"+n.PhysicalBridge))
+	t.Cleanup(func() { vsctl("set", "Open_vSwitch", ".", fmt.Sprintf("external_ids:ovn-bridge-mappings=%q", saved)) })
 }

@@ -36,7 +36,7 @@ func run(m *testing.M) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cluster, err := sandbox.Start(ctx, sandbox.Options{Nodes: 2, Progress: os.Stderr})
+	cluster, err := sandbox.Start(ctx, sandbox.Options{Nodes: 2, Progress: os.Stderr, PhysicalNetwork: "datacenter"})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e/k8s: sandbox:", err)
 		return 1

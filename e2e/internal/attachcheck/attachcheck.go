@@ -47,6 +47,7 @@ const (
 // LSP is a logical switch port as the NB holds it.
 type LSP struct {
 	Name         string
+	Type         string
 	Addresses    []string
 	PortSecurity []string
 	ExternalIDs  map[string]string
@@ -77,6 +78,10 @@ func (p LSP) IPs() []netip.Addr {
 	}
 	return out
 }
+
+// IsLocalnet reports whether p is a localnet network's port to the
+// physical network: the network's, no attachment's.
+func IsLocalnet(p LSP) bool { return p.Type == "localnet" }
 
 // IsWarm reports whether p is a warm (pre-provisioned, unbound) port.
 func IsWarm(p LSP) bool { return p.ExternalIDs[WarmKey] == "true" }
@@ -180,7 +185,7 @@ func DecodeMap(raw json.RawMessage) (map[string]string, error) {
 
 // QueryLSPs reads logical switch ports matching ovn-nbctl find conditions.
 func QueryLSPs(c *sandbox.Cluster, conditions ...string) ([]LSP, error) {
-	out, err := RunNB(c, append([]string{"--format=json", "--columns=name,addresses,port_security,external_ids",
+	out, err := RunNB(c, append([]string{"--format=json", "--columns=name,addresses,port_security,external_ids,type",
 		"find", "Logical_Switch_Port"}, conditions...)...)
 	if err != nil {
 		return nil, err
@@ -191,8 +196,8 @@ func QueryLSPs(c *sandbox.Cluster, conditions ...string) ([]LSP, error) {
 	}
 	var ports []LSP
 	for _, row := range table.Data {
-		if len(row) != 4 {
-			return nil, fmt.Errorf("ovn-nbctl row %s: want 4 columns", row)
+		if len(row) != 5 {
+			return nil, fmt.Errorf("ovn-nbctl row %s: want 5 columns", row)
 		}
 		var p LSP
 		if err := json.Unmarshal(row[0], &p.Name); err != nil {
@@ -205,6 +210,9 @@ func QueryLSPs(c *sandbox.Cluster, conditions ...string) ([]LSP, error) {
 			return nil, err
 		}
 		if p.ExternalIDs, err = DecodeMap(row[3]); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(row[4], &p.Type); err != nil {
 			return nil, err
 		}
 		ports = append(ports, p)
