@@ -134,8 +134,12 @@ func TestOVNKubernetesLocalnetNADVerbatim(t *testing.T) {
 			t.Fatalf("case E2E-08 is not the NAD this test means: no %s in %s", want, config)
 		}
 	}
+	// OVN-Kubernetes' suite names every case's network "<random
+	// prefix>_tenant-blue" and TestOVNKubernetesE2ENADVerbatim already has
+	// this prefix's layer2 one: another prefix, as the suite would pick.
+	config = strings.ReplaceAll(config, "abcde_tenant-blue", "fghij_tenant-blue")
 	for _, n := range e.cluster.Nodes {
-		mapPhysicalNetwork(t, n, "abcde_tenant-blue")
+		mapPhysicalNetwork(t, n, "fghij_tenant-blue")
 	}
 	ext := e.cluster.External()
 	extAddr := netip.MustParsePrefix("60.128.0.254/24")
