@@ -160,7 +160,7 @@ func (d *Daemon) run() {
 			d.setWaiting("")
 			close(d.ready)
 			d.log.Info("daemon ready", "node", d.cfg.NodeName, "defaultMTU", d.defaultMTU, "userspaceDatapath", d.userspaceDatapath,
-				"physicalNetworks", d.ovs.MappedNetworks())
+				"physicalNetworks", d.publishPhysicalNetworks())
 			return
 		}
 		if prev := d.setWaiting(err.Error()); prev != err.Error() {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/ovn-overlay/ovn-overlay/daemon/metrics"
 	"github.com/ovn-overlay/ovn-overlay/netconf"
 	"github.com/ovn-overlay/ovn-overlay/ovs"
 )
@@ -16,22 +17,18 @@ var errNotMapped = errors.New("no bridge mapping")
 // physicalBridge is the OVS bridge this node maps a localnet network's
 // physical network to, or an error naming the network, the node and the
 // setting to fix. ADD asks before it touches anything.
-func (d *Daemon) physicalBridge(conf *netconf.NetConf) (string, error) {
+func (d *Daemon) physicalBridge(conf *netconf.NetConf) (ovs.PhysicalBridge, error) {
 	phys := conf.PhysicalNetwork()
-	mappings, err := d.ovs.BridgeMappings()
-	if err != nil {
-		return "", err
-	}
-	bridge, ok := mappings[phys]
+	pb, ok := d.ovs.PhysicalNetwork(phys)
 	if !ok {
-		return "", fmt.Errorf("%w: network %q needs physical network %q, which node %q does not map to an OVS bridge; add %q to the node's Open_vSwitch external_ids:%s (e.g. ovs-vsctl set Open_vSwitch . external_ids:%s=%s:br-phys, keeping any mappings already there), or keep this network's pods off the node",
+		return pb, fmt.Errorf("%w: network %q needs physical network %q, which node %q does not map to an OVS bridge; add %q to the node's Open_vSwitch external_ids:%s (e.g. ovs-vsctl set Open_vSwitch . external_ids:%s=%s:br-phys, keeping any mappings already there), or keep this network's pods off the node",
 			errNotMapped, conf.Name, phys, d.cfg.NodeName, phys+":<bridge>", ovs.BridgeMappingsKey, ovs.BridgeMappingsKey, phys)
 	}
-	if _, err := d.ovs.UplinkMTU(bridge); err != nil {
-		return "", fmt.Errorf("%w: node %q maps physical network %q to bridge %q in external_ids:%s, but: %w; create the bridge with the node's uplink in it",
-			errNotMapped, d.cfg.NodeName, phys, bridge, ovs.BridgeMappingsKey, err)
+	if !pb.Exists {
+		return pb, fmt.Errorf("%w: node %q maps physical network %q to bridge %q in external_ids:%s, but that bridge does not exist; create it with the node's uplink in it",
+			errNotMapped, d.cfg.NodeName, phys, pb.Bridge, ovs.BridgeMappingsKey)
 	}
-	return bridge, nil
+	return pb, nil
 }
 
 // defaultMTUFor is the MTU of a pod interface whose config sets none.
@@ -45,17 +42,24 @@ func (d *Daemon) defaultMTUFor(conf *netconf.NetConf) (int, error) {
 	if conf.Topology != netconf.Localnet {
 		return d.defaultMTU, nil
 	}
-	bridge, err := d.physicalBridge(conf)
+	pb, err := d.physicalBridge(conf)
 	if err != nil {
 		return 0, err
 	}
-	mtu, err := d.ovs.UplinkMTU(bridge)
-	if err != nil {
-		return 0, err
-	}
-	if mtu == 0 {
-		d.log.Warn("physical bridge has no uplink with a known MTU; localnet pods get the fallback", "bridge", bridge, "mtu", fallbackMTU)
+	if pb.UplinkMTU == 0 {
+		d.log.Warn("physical bridge has no uplink with a known MTU; localnet pods get the fallback", "bridge", pb.Bridge, "mtu", fallbackMTU)
 		return fallbackMTU, nil
 	}
-	return mtu, nil
+	return pb.UplinkMTU, nil
+}
+
+// publishPhysicalNetworks logs and exports the physical networks this node
+// can serve: those its ovn-bridge-mappings map to a bridge that exists.
+func (d *Daemon) publishPhysicalNetworks() []string {
+	mapped := d.ovs.MappedNetworks()
+	metrics.PhysicalNetworks.Reset()
+	for _, phys := range mapped {
+		metrics.PhysicalNetworks.WithLabelValues(phys).Set(1)
+	}
+	return mapped
 }

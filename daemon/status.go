@@ -62,6 +62,7 @@ func (d *Daemon) Status(config []byte) error {
 			problems = append(problems, c.problem)
 		}
 	}
+	d.publishPhysicalNetworks()
 	if conf, err := netconf.Parse(config); err == nil && conf.Topology == netconf.Localnet {
 		if _, err := d.physicalBridge(conf); err != nil {
 			problems = append(problems, err.Error())

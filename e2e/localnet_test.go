@@ -208,6 +208,10 @@ func TestLocalnetWithoutMapping(t *testing.T) {
 	cniError(t, err, 11, network, physnet, n.Name, "ovn-bridge-mappings")
 	_, err = invoke(t, p, "STATUS", "", conf)
 	cniError(t, err, cniproto.ErrPluginNotAvailable, physnet, "ovn-bridge-mappings")
+	mapped := fmt.Sprintf(`ovn_overlay_physical_network_mapped{physical_network=%q}`, physnet)
+	if v, ok := metricValue(daemonMetrics(t, n), mapped); ok && v != 0 {
+		t.Errorf("after STATUS on a node without the mapping, %s = %v", mapped, v)
+	}
 	// Nothing was made: not even the network's switch.
 	if sw := nbctl(t, "--bare", "--columns=name", "find", "Logical_Switch", fmt.Sprintf(`external_ids:"ovn-overlay/network"="%s"`, network)); sw != "" {
 		t.Errorf("the refused ADD created switch %q", sw)
@@ -218,6 +222,9 @@ func TestLocalnetWithoutMapping(t *testing.T) {
 	mustAdd(t, p, "net1", conf)
 	if _, err := invoke(t, p, "STATUS", "", conf); err != nil {
 		t.Errorf("STATUS with the mapping back: %v", err)
+	}
+	if v, ok := metricValue(daemonMetrics(t, n), mapped); !ok || v != 1 {
+		t.Errorf("after STATUS with the mapping back, %s = %v (present %v), want 1", mapped, v, ok)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -34,6 +35,10 @@ type Client struct {
 	// changed is closed and replaced at every change of a bridge or port,
 	// for waiters on the node's wiring (WaitLocalnetPatch).
 	changed chan struct{}
+	// patches counts the patch ports ovn-controller made per localnet
+	// port; physical is the physical networks snapshot (physnet.go).
+	patches  map[string]int
+	physical atomic.Pointer[map[string]PhysicalBridge]
 }
 
 // Connect connects to endpoint and monitors the columns the daemon needs.
@@ -59,11 +64,25 @@ func Connect(ctx context.Context, endpoint, bridge string, logger logr.Logger) (
 		}
 		return nil, fmt.Errorf("connect to OVS %s: %w", endpoint, err)
 	}
-	o := &Client{client: c, bridge: bridge, waiters: map[string][]chan error{}, changed: make(chan struct{})}
+	o := &Client{client: c, bridge: bridge, waiters: map[string][]chan error{}, changed: make(chan struct{}), patches: map[string]int{}}
 	c.Cache().AddEventHandler(&cache.EventHandlerFuncs{
-		AddFunc:    func(table string, m model.Model) { o.onInterface(table, m); o.onWiring(table) },
-		UpdateFunc: func(table string, _, m model.Model) { o.onInterface(table, m); o.onWiring(table) },
-		DeleteFunc: func(table string, _ model.Model) { o.onWiring(table) },
+		AddFunc: func(table string, m model.Model) {
+			o.onInterface(table, m)
+			o.onPort(table, nil, m)
+			o.onPhysical(table, m)
+			o.onWiring(table)
+		},
+		UpdateFunc: func(table string, old, m model.Model) {
+			o.onInterface(table, m)
+			o.onPort(table, old, m)
+			o.onPhysical(table, m)
+			o.onWiring(table)
+		},
+		DeleteFunc: func(table string, m model.Model) {
+			o.onPort(table, m, nil)
+			o.onPhysical(table, m)
+			o.onWiring(table)
+		},
 	})
 	root, br, port, iface := &vswitchd.OpenvSwitch{}, &vswitchd.Bridge{}, &vswitchd.Port{}, &vswitchd.Interface{}
 	_, err = c.Monitor(ctx, c.NewMonitor(
@@ -76,6 +95,9 @@ func Connect(ctx context.Context, endpoint, bridge string, logger logr.Logger) (
 		c.Close()
 		return nil, fmt.Errorf("monitor OVS %s: %w", endpoint, err)
 	}
+	// Events of the initial rows may still be queued: the snapshot must
+	// be there before the first verb.
+	o.refreshPhysical()
 	return o, nil
 }
 

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ovn-org/libovsdb/model"
+
 	"github.com/ovn-overlay/ovn-overlay/ovs/vswitchd"
 )
 
@@ -32,45 +34,71 @@ func ParseBridgeMappings(s string) map[string]string {
 	return out
 }
 
-// BridgeMappings returns this node's physical network to bridge mappings,
-// from the cache.
-func (o *Client) BridgeMappings() (map[string]string, error) {
-	var roots []vswitchd.OpenvSwitch
-	if err := o.client.List(context.Background(), &roots); err != nil {
-		return nil, fmt.Errorf("read Open_vSwitch row: %w", err)
+// PhysicalBridge is what this node has for one physical network: the
+// bridge ovn-bridge-mappings names, whether it exists, and its uplink's
+// MTU (the smallest among its interfaces that lead off the node: not
+// internal, not patch; 0 when none has a known MTU).
+type PhysicalBridge struct {
+	Bridge    string
+	Exists    bool
+	UplinkMTU int
+	uplinks   []string // interface names, whose MTU changes refresh it
+}
+
+// PhysicalNetwork returns how this node maps a physical network; ok is
+// false when ovn-bridge-mappings does not name it. ADD asks twice per
+// localnet attachment, so it reads a snapshot the cache's events keep
+// (refreshPhysical) instead of walking the cache under its lock while a
+// burst of ADDs floods it with updates.
+func (o *Client) PhysicalNetwork(phys string) (PhysicalBridge, bool) {
+	snap := o.physical.Load()
+	if snap == nil {
+		return PhysicalBridge{}, false
 	}
-	if len(roots) == 0 {
-		return map[string]string{}, nil
-	}
-	return ParseBridgeMappings(roots[0].ExternalIDs[BridgeMappingsKey]), nil
+	pb, ok := (*snap)[phys]
+	return pb, ok
 }
 
 // MappedNetworks lists the physical networks this node can serve, sorted:
 // those mapped to a bridge that exists.
 func (o *Client) MappedNetworks() []string {
-	mappings, err := o.BridgeMappings()
-	if err != nil {
-		return nil
-	}
 	var out []string
-	for phys, bridge := range mappings {
-		if o.client.Get(context.Background(), &vswitchd.Bridge{Name: bridge}) == nil {
-			out = append(out, phys)
+	if snap := o.physical.Load(); snap != nil {
+		for phys, pb := range *snap {
+			if pb.Exists {
+				out = append(out, phys)
+			}
 		}
 	}
 	slices.Sort(out)
 	return out
 }
 
-// UplinkMTU is the MTU of a bridge's uplink: the smallest MTU among its
-// interfaces that lead off the node (not internal, not patch). 0 when the
-// bridge has none with a known MTU.
-func (o *Client) UplinkMTU(bridge string) (int, error) {
-	br := &vswitchd.Bridge{Name: bridge}
-	if err := o.client.Get(context.Background(), br); err != nil {
-		return 0, fmt.Errorf("bridge %s not found in the OVS database: %w", bridge, err)
+// refreshPhysical rebuilds the physical network snapshot from the cache.
+// It runs on the cache's event goroutine after a change of the
+// Open_vSwitch row, a bridge, a port, or an uplink interface, so the
+// snapshot is never older than the events already delivered.
+func (o *Client) refreshPhysical() {
+	var roots []vswitchd.OpenvSwitch
+	if err := o.client.List(context.Background(), &roots); err != nil || len(roots) == 0 {
+		empty := map[string]PhysicalBridge{}
+		o.physical.Store(&empty)
+		return
 	}
-	mtu := 0
+	snap := map[string]PhysicalBridge{}
+	for phys, bridge := range ParseBridgeMappings(roots[0].ExternalIDs[BridgeMappingsKey]) {
+		snap[phys] = o.physicalBridge(bridge)
+	}
+	o.physical.Store(&snap)
+}
+
+func (o *Client) physicalBridge(bridge string) PhysicalBridge {
+	pb := PhysicalBridge{Bridge: bridge}
+	br := &vswitchd.Bridge{Name: bridge}
+	if o.client.Get(context.Background(), br) != nil {
+		return pb
+	}
+	pb.Exists = true
 	for _, portUUID := range br.Ports {
 		port := &vswitchd.Port{UUID: portUUID}
 		if o.client.Get(context.Background(), port) != nil {
@@ -78,40 +106,80 @@ func (o *Client) UplinkMTU(bridge string) (int, error) {
 		}
 		for _, ifaceUUID := range port.Interfaces {
 			iface := &vswitchd.Interface{UUID: ifaceUUID}
-			if o.client.Get(context.Background(), iface) != nil || iface.MTU == nil || *iface.MTU <= 0 {
+			if o.client.Get(context.Background(), iface) != nil || iface.Type == "internal" || iface.Type == "patch" {
 				continue
 			}
-			if iface.Type == "internal" || iface.Type == "patch" {
-				continue
-			}
-			if mtu == 0 || *iface.MTU < mtu {
-				mtu = *iface.MTU
+			pb.uplinks = append(pb.uplinks, iface.Name)
+			if iface.MTU != nil && *iface.MTU > 0 && (pb.UplinkMTU == 0 || *iface.MTU < pb.UplinkMTU) {
+				pb.UplinkMTU = *iface.MTU
 			}
 		}
 	}
-	return mtu, nil
+	return pb
 }
 
-// hasLocalnetPatch reports whether ovn-controller has patched the
-// integration bridge to a physical bridge for the localnet port.
-func (o *Client) hasLocalnetPatch(localnetPort string) bool {
-	var ports []vswitchd.Port
-	err := o.client.WhereCache(func(p *vswitchd.Port) bool {
-		return p.ExternalIDs[localnetPortKey] == localnetPort
-	}).List(context.Background(), &ports)
-	if err != nil {
-		return false
-	}
-	br, err := o.Bridge()
-	if err != nil {
-		return false
-	}
-	for _, p := range ports {
-		if slices.Contains(br.Ports, p.UUID) {
-			return true
+// isUplink reports whether an interface is a mapped bridge's uplink.
+func (o *Client) isUplink(name string) bool {
+	if snap := o.physical.Load(); snap != nil {
+		for _, pb := range *snap {
+			if slices.Contains(pb.uplinks, name) {
+				return true
+			}
 		}
 	}
 	return false
+}
+
+// onPhysical refreshes the snapshot after changes that can alter it.
+func (o *Client) onPhysical(table string, m model.Model) {
+	switch table {
+	case vswitchd.OpenvSwitchTable, vswitchd.BridgeTable, vswitchd.PortTable:
+	case vswitchd.InterfaceTable:
+		if iface, ok := m.(*vswitchd.Interface); !ok || !o.isUplink(iface.Name) {
+			return
+		}
+	default:
+		return
+	}
+	o.refreshPhysical()
+}
+
+// hasLocalnetPatch reports whether ovn-controller has patched the
+// integration bridge to a physical bridge for the localnet port: it
+// creates both ends at once, each marked with the localnet port's name.
+// O(1): the cache's port events keep the count (onPort), so a burst of
+// ADDs waiting for their patch does not scan every port on every event.
+func (o *Client) hasLocalnetPatch(localnetPort string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.patches[localnetPort] > 0
+}
+
+// onPort keeps the count of patch ports per localnet port.
+func (o *Client) onPort(table string, old, new model.Model) {
+	if table != vswitchd.PortTable {
+		return
+	}
+	name := func(m model.Model) string {
+		if p, ok := m.(*vswitchd.Port); ok && p != nil {
+			return p.ExternalIDs[localnetPortKey]
+		}
+		return ""
+	}
+	before, after := name(old), name(new)
+	if before == after {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if before != "" {
+		if o.patches[before]--; o.patches[before] <= 0 {
+			delete(o.patches, before)
+		}
+	}
+	if after != "" {
+		o.patches[after]++
+	}
 }
 
 // WaitLocalnetPatch blocks until the integration bridge has ovn-controller's

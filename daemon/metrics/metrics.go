@@ -67,6 +67,12 @@ var (
 		Help: "Pre-provisioned logical switch ports this node holds ready for the next ADDs, by network.",
 	}, []string{"network"})
 
+	PhysicalNetworks = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "ovn_overlay", Name: "physical_network_mapped",
+		Help: "1 for each physical network this node maps to an existing OVS bridge (ovn-bridge-mappings), i.e. the localnet networks it can serve; " +
+			"refreshed when the daemon gets ready and at every CNI STATUS.",
+	}, []string{"physical_network"})
+
 	AddPortSource = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "ovn_overlay", Name: "add_port_source_total",
 		Help: "ADDs by where their logical switch port came from: warm (pre-provisioned, only bound), " +
@@ -77,7 +83,7 @@ var (
 func newRegistry() *prometheus.Registry {
 	r := prometheus.NewRegistry()
 	r.MustRegister(CNIDuration, addPhaseDuration, NBTransactions, OVSTransactions, NBBatchSize, IPAMDuration, NBTransactionDuration,
-		WarmPortsFree, AddPortSource,
+		WarmPortsFree, AddPortSource, PhysicalNetworks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return r
 }
