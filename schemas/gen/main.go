@@ -30,7 +30,8 @@ type database struct {
 // supported release with every column the model keeps.
 var databases = []database{
 	{"usr/share/ovn/ovn-nb.ovsschema", "nbdb", "ovn/nbdb",
-		[]string{"Logical_Switch", "Logical_Switch_Port", "Logical_Router", "Logical_Router_Port", "Address_Set"}},
+		[]string{"Logical_Switch", "Logical_Switch_Port", "Logical_Router", "Logical_Router_Port", "Address_Set",
+			"NAT", "Logical_Router_Static_Route", "Gateway_Chassis"}},
 	{"usr/share/ovn/ovn-sb.ovsschema", "sbdb", "ovn/sbdb", []string{"Chassis"}},
 	{"usr/share/openvswitch/vswitch.ovsschema", "vswitchd", "ovs/vswitchd",
 		[]string{"Open_vSwitch", "Bridge", "Port", "Interface"}},
