@@ -98,6 +98,9 @@ type NetConf struct {
 	PrevResult    json.RawMessage
 	// Legacy is set when the config used the enhancement's older form.
 	Legacy bool
+	// External is the network's external connectivity; nil: east/west
+	// only (external.go).
+	External *External
 	// Notes say what was accepted but read differently from how it was
 	// written, or ignored, and why: the NAD validator reports them as an
 	// event so that nothing is ignored silently.
@@ -193,7 +196,7 @@ func Parse(data []byte) (*NetConf, error) {
 	steps := []func(*raw, *NetConf) error{
 		parseVersion, parseName, parseType, parseTopology, parseRole, parseIPAM,
 		parseSubnets, parseExcludes, parseReserved, parseMTU, parseNADName, parsePersistentIPs,
-		parseLocalnet, parsePeerKeys, parseRuntimeConfig, widenRuntimeIPs,
+		parseLocalnet, parseExternal, parsePeerKeys, parseRuntimeConfig, widenRuntimeIPs,
 	}
 	for _, step := range steps {
 		if err := step(&r, c); err != nil {
@@ -365,9 +368,6 @@ func parseType(r *raw, c *NetConf) error {
 		return fieldErr("type", strconv.Quote(v), "is not this plugin's type", fmt.Sprintf("write \"type\": %q", PluginType))
 	}
 	c.Type = v
-	if err := checkExternalConnectivity(r); err != nil {
-		return err
-	}
 	if present(r.Subnet) {
 		if present(r.Subnets) {
 			return fieldErr("subnet", string(r.Subnet), "is given together with \"subnets\"", "keep only \"subnets\"")
@@ -375,17 +375,6 @@ func parseType(r *raw, c *NetConf) error {
 		c.Legacy = true
 		// The enhancement's "subnet" is the flat L2 overlay's subnet.
 		r.Subnets, r.subnetsKey = r.Subnet, "subnet"
-	}
-	return nil
-}
-
-func checkExternalConnectivity(r *raw) error {
-	ext, err := boolField("has_external_connectivity", r.HasExternalConnectivity)
-	if err != nil {
-		return err
-	}
-	if ext {
-		return fieldErr("has_external_connectivity", "true", "is not supported: secondary networks carry east/west traffic only", "remove the field or set it to false")
 	}
 	return nil
 }
@@ -921,6 +910,7 @@ func (c *NetConf) Fingerprint() string {
 	if len(c.ReservedSubnets) > 0 {
 		canonical += ";reserved=" + sortedPrefixes(c.ReservedSubnets)
 	}
+	canonical += c.External.fingerprint()
 	sum := sha256.Sum256([]byte(canonical))
 	return hex.EncodeToString(sum[:16])
 }
