@@ -69,6 +69,15 @@ const (
 	IPFamily  = "ovn-overlay/ip-family"
 )
 
+// External connectivity (issue 14): a network's gateway port on the shared
+// switch of a physical network carries the address it holds there, so
+// that nodes agree on who has which address by reading that switch's
+// ports; the switch itself is marked with the physical network it reaches.
+const (
+	GatewayIP       = "ovn-overlay/gateway-ip"
+	PhysicalNetwork = "ovn-overlay/physical-network"
+)
+
 // Keys of ovn-controller's contract on an OVS Interface.
 const (
 	// IfaceID is the logical switch port the interface is bound to.

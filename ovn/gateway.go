@@ -1,0 +1,324 @@
+package ovn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/ovn-org/libovsdb/model"
+	"github.com/ovn-org/libovsdb/ovsdb"
+
+	"github.com/ovn-overlay/ovn-overlay/externalids"
+	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
+)
+
+// External connectivity (issue 14; not wired into the daemon yet).
+//
+// A network's way out is a distributed gateway port on its router: a
+// router port on the physical network's shared external switch (which has
+// that network's localnet port), scheduled by OVN on the gateway chassis
+// listed in the port's gateway_chassis, with the network's subnets SNATed
+// to the port's address and a route to the external next hop. Nodes agree
+// on which network holds which gateway address as they agree on layer2
+// addresses: the transaction that creates a gateway asserts the external
+// switch's port set it read, and every gateway's switch end carries its
+// address (externalids.GatewayIP).
+
+// ErrGatewayPoolExhausted means no gateway address is left in the pool.
+var ErrGatewayPoolExhausted = errors.New("no gateway address left in the external pool")
+
+// ErrGatewayIPTaken means a requested gateway address is another
+// network's.
+var ErrGatewayIPTaken = errors.New("gateway address held by another network")
+
+// GatewayPool is where gateway addresses come from: the external subnet
+// (its prefix length goes on the gateway port) and the range of it the
+// operator lets gateways use.
+type GatewayPool struct {
+	Subnet      netip.Prefix
+	First, Last netip.Addr
+	// NextHop is the external router, the target of the gateway's
+	// default route; invalid: no route beyond the external subnet.
+	NextHop netip.Addr
+}
+
+// GatewaySpec is one network's gateway.
+type GatewaySpec struct {
+	Network string
+	// Router is the network's router and External the physical
+	// network's shared external switch, both as cached.
+	Router   *nbdb.LogicalRouter
+	External *nbdb.LogicalSwitch
+	// PortName names the gateway router port; its end on the external
+	// switch is PortName + "-lsp".
+	PortName string
+	MAC      string
+	// Requested is the network's own gateway address; invalid: pick the
+	// first free one of Pool.
+	Requested netip.Addr
+	Pool      GatewayPool
+	// SNAT lists the network's subnets, translated to the gateway's
+	// address on the way out.
+	SNAT []netip.Prefix
+}
+
+// GatewayPort returns the cached gateway router port called name.
+func (nb *Northbound) GatewayPort(name string) (*nbdb.LogicalRouterPort, bool) {
+	lrp := &nbdb.LogicalRouterPort{Name: name}
+	if err := nb.client.Get(context.Background(), lrp); err != nil {
+		return nil, false
+	}
+	return lrp, true
+}
+
+// GatewayAddresses maps the gateway addresses held on an external switch
+// to the networks holding them. Ports the cache does not show yet are read
+// from the server: libovsdb applies one update table by table, so a
+// reader can see the switch's new port before the port itself, and an
+// address missed here would be handed out twice (the guard only asserts
+// the port set, which is current).
+func (nb *Northbound) GatewayAddresses(ctx context.Context, external *nbdb.LogicalSwitch) (map[netip.Addr]string, error) {
+	out := map[netip.Addr]string{}
+	record := func(ids map[string]string) {
+		if a, err := netip.ParseAddr(ids[externalids.GatewayIP]); err == nil {
+			out[a] = ids[externalids.Network]
+		}
+	}
+	var unknown []ovsdb.Operation
+	for _, uuid := range external.Ports {
+		if lsp, ok := nb.PortByUUID(uuid); ok {
+			record(lsp.ExternalIDs)
+			continue
+		}
+		unknown = append(unknown, ovsdb.Operation{
+			Op: ovsdb.OperationSelect, Table: nbdb.LogicalSwitchPortTable,
+			Where:   []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: uuid}}},
+			Columns: []string{"external_ids"},
+		})
+	}
+	if len(unknown) == 0 {
+		return out, nil
+	}
+	res, err := nb.transact(ctx, unknown)
+	if err != nil {
+		return nil, fmt.Errorf("read the external switch's ports: %w", err)
+	}
+	for _, r := range res {
+		for _, row := range r.Rows {
+			if ids, ok := row["external_ids"].(ovsdb.OvsMap); ok {
+				m := map[string]string{}
+				for k, v := range ids.GoMap {
+					ks, _ := k.(string)
+					vs, _ := v.(string)
+					m[ks] = vs
+				}
+				record(m)
+			}
+		}
+	}
+	return out, nil
+}
+
+// EnsureGateway creates the network's gateway unless its port exists, and
+// returns the gateway's address. Racing nodes: one commits, the others'
+// guard fails, they re-read and find the gateway made.
+func (nb *Northbound) EnsureGateway(ctx context.Context, g GatewaySpec) (netip.Addr, error) {
+	for attempt := 0; attempt < 5; attempt++ {
+		if lrp, ok := nb.GatewayPort(g.PortName); ok {
+			return gatewayAddr(lrp)
+		}
+		external, ok := nb.Switch(g.External.Name)
+		if !ok {
+			return netip.Addr{}, fmt.Errorf("external switch %s is not in the NB cache", g.External.Name)
+		}
+		changed := nb.Changed()
+		used, err := nb.GatewayAddresses(ctx, external)
+		if err != nil {
+			return netip.Addr{}, err
+		}
+		addr, err := pickGatewayAddr(g, used)
+		if err != nil {
+			return netip.Addr{}, err
+		}
+		err = nb.createGateway(ctx, g, external, addr)
+		if err == nil {
+			return addr, nil
+		}
+		if !errors.Is(err, ErrConflict) {
+			return netip.Addr{}, err
+		}
+		if err := waitClosed(ctx, changed, 5*time.Second); err != nil {
+			return netip.Addr{}, fmt.Errorf("gateway of network %s: waiting for the NB cache: %w", g.Network, err)
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("gateway of network %s: lost 5 races for an address; try again", g.Network)
+}
+
+// pickGatewayAddr is the requested address if it is free, else the first
+// free address of the pool's range.
+func pickGatewayAddr(g GatewaySpec, used map[netip.Addr]string) (netip.Addr, error) {
+	if g.Requested.IsValid() {
+		if holder, taken := used[g.Requested]; taken && holder != g.Network {
+			return netip.Addr{}, fmt.Errorf("gateway address %s for network %s: %w %s", g.Requested, g.Network, ErrGatewayIPTaken, holder)
+		}
+		return g.Requested, nil
+	}
+	for a := g.Pool.First; a.IsValid() && a.Compare(g.Pool.Last) <= 0; a = a.Next() {
+		if _, taken := used[a]; !taken && a != g.Pool.NextHop {
+			return a, nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("gateway of network %s: %w (%s-%s)", g.Network, ErrGatewayPoolExhausted, g.Pool.First, g.Pool.Last)
+}
+
+// gatewayAddr reads the address of a gateway port.
+func gatewayAddr(lrp *nbdb.LogicalRouterPort) (netip.Addr, error) {
+	for _, n := range lrp.Networks {
+		if p, err := netip.ParsePrefix(n); err == nil {
+			return p.Addr(), nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("gateway port %s has no address", lrp.Name)
+}
+
+// createGateway commits the gateway in one transaction guarded by the
+// external switch's port set.
+func (nb *Northbound) createGateway(ctx context.Context, g GatewaySpec, external *nbdb.LogicalSwitch, addr netip.Addr) error {
+	zero := 0
+	guard := &nbdb.LogicalSwitch{UUID: external.UUID, Ports: external.Ports}
+	ops, err := nb.client.Where(guard).Wait(ovsdb.WaitConditionEqual, &zero, guard, &guard.Ports)
+	if err != nil {
+		return fmt.Errorf("build gateway guard: %w", err)
+	}
+	ids := map[string]string{externalids.Network: g.Network, externalids.GatewayIP: addr.String()}
+	lrp := &nbdb.LogicalRouterPort{
+		UUID: "newgwlrp", Name: g.PortName, MAC: g.MAC,
+		Networks:    []string{netip.PrefixFrom(addr, g.Pool.Subnet.Bits()).String()},
+		ExternalIDs: owned(ids),
+	}
+	lsp := &nbdb.LogicalSwitchPort{
+		UUID: "newgwlsp", Name: g.PortName + "-lsp", Type: "router", Addresses: []string{"router"},
+		Options: map[string]string{"router-port": g.PortName}, ExternalIDs: owned(ids),
+	}
+	rows := []model.Model{lrp, lsp}
+	var nats []string
+	for i, subnet := range g.SNAT {
+		if subnet.Addr().Is4() != addr.Is4() {
+			continue
+		}
+		nat := &nbdb.NAT{
+			UUID: fmt.Sprintf("newgwnat%d", i), Type: nbdb.NATTypeSNAT,
+			ExternalIP: addr.String(), LogicalIP: subnet.String(), ExternalIDs: owned(ids),
+		}
+		rows = append(rows, nat)
+		nats = append(nats, nat.UUID)
+	}
+	var routes []string
+	if g.Pool.NextHop.IsValid() {
+		route := &nbdb.LogicalRouterStaticRoute{UUID: "newgwroute", IPPrefix: defaultPrefix(addr).String(), Nexthop: g.Pool.NextHop.String(), ExternalIDs: owned(ids)}
+		rows = append(rows, route)
+		routes = append(routes, route.UUID)
+	}
+	create, err := nb.client.Create(rows...)
+	if err != nil {
+		return fmt.Errorf("build gateway of network %s: %w", g.Network, err)
+	}
+	ops = append(ops, create...)
+	sw := &nbdb.LogicalSwitch{UUID: external.UUID}
+	attach, err := nb.client.Where(sw).Mutate(sw, model.Mutation{Field: &sw.Ports, Mutator: ovsdb.MutateOperationInsert, Value: []string{lsp.UUID}})
+	if err != nil {
+		return err
+	}
+	lr := &nbdb.LogicalRouter{UUID: g.Router.UUID}
+	mutations := []model.Mutation{{Field: &lr.Ports, Mutator: ovsdb.MutateOperationInsert, Value: []string{lrp.UUID}}}
+	if len(nats) > 0 {
+		mutations = append(mutations, model.Mutation{Field: &lr.Nat, Mutator: ovsdb.MutateOperationInsert, Value: nats})
+	}
+	if len(routes) > 0 {
+		mutations = append(mutations, model.Mutation{Field: &lr.StaticRoutes, Mutator: ovsdb.MutateOperationInsert, Value: routes})
+	}
+	link, err := nb.client.Where(lr).Mutate(lr, mutations...)
+	if err != nil {
+		return err
+	}
+	ops = append(append(ops, attach...), link...)
+	if _, err := nb.transact(ctx, ops); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return err
+		}
+		return fmt.Errorf("create gateway of network %s at %s: %w", g.Network, addr, err)
+	}
+	return nil
+}
+
+// defaultPrefix is the default route of addr's family.
+func defaultPrefix(addr netip.Addr) netip.Prefix {
+	if addr.Is4() {
+		return netip.MustParsePrefix("0.0.0.0/0")
+	}
+	return netip.MustParsePrefix("::/0")
+}
+
+// JoinGateway makes chassis one of the gateway port's gateway chassis,
+// with priority (OVN makes the highest-priority live one active and
+// moves the port by BFD when it fails). Idempotent: the Gateway_Chassis
+// row is named after port and chassis, and created only if absent.
+func (nb *Northbound) JoinGateway(ctx context.Context, portName, chassis string, priority int) error {
+	lrp, ok := nb.GatewayPort(portName)
+	if !ok {
+		return fmt.Errorf("gateway port %s is not in the NB cache", portName)
+	}
+	name := portName + "-" + chassis
+	gc := &nbdb.GatewayChassis{UUID: "newgc", Name: name, ChassisName: chassis, Priority: priority, ExternalIDs: owned(nil)}
+	create, err := nb.client.Create(gc)
+	if err != nil {
+		return err
+	}
+	port := &nbdb.LogicalRouterPort{UUID: lrp.UUID}
+	attach, err := nb.client.Where(port).Mutate(port, model.Mutation{Field: &port.GatewayChassis, Mutator: ovsdb.MutateOperationInsert, Value: []string{gc.UUID}})
+	if err != nil {
+		return err
+	}
+	err = nb.createUnique(ctx, nbdb.GatewayChassisTable, name, nil, func() bool { return false }, append(create, attach...)...)
+	if errors.Is(err, ErrConflict) {
+		return nil // already a gateway chassis of the port
+	}
+	return err
+}
+
+// GatewayChassis lists the chassis names of a gateway port's gateway
+// chassis rows, read from the server (the table is not monitored).
+func (nb *Northbound) GatewayChassis(ctx context.Context, portName string) ([]string, error) {
+	lrp, ok := nb.GatewayPort(portName)
+	if !ok {
+		return nil, fmt.Errorf("gateway port %s is not in the NB cache", portName)
+	}
+	var ops []ovsdb.Operation
+	for _, u := range lrp.GatewayChassis {
+		ops = append(ops, ovsdb.Operation{
+			Op: ovsdb.OperationSelect, Table: nbdb.GatewayChassisTable,
+			Where:   []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: u}}},
+			Columns: []string{"chassis_name"},
+		})
+	}
+	if len(ops) == 0 {
+		return nil, nil
+	}
+	res, err := nb.transact(ctx, ops)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, r := range res {
+		for _, row := range r.Rows {
+			if name, ok := row["chassis_name"].(string); ok {
+				out = append(out, name)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
