@@ -246,7 +246,7 @@ func TestInvalidConfigsAreRejectedByField(t *testing.T) {
 		{"bad subnet", `{"cniVersion":"1.0.0","name":"x","type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":"10.0.0.300/24"}`, types.ErrInvalidNetworkConfig, []string{"subnets"}},
 		{"unknown topology", `{"cniVersion":"1.0.0","name":"x","type":"ovn-k8s-cni-overlay","topology":"layer4"}`, types.ErrInvalidNetworkConfig, []string{"topology", "layer2"}},
 		{"layer3 host prefix too short", `{"cniVersion":"1.0.0","name":"x","type":"ovn-k8s-cni-overlay","topology":"layer3","subnets":"10.128.0.0/16/8"}`, types.ErrInvalidNetworkConfig, []string{"subnets", "longer"}},
-		{"localnet not implemented yet", `{"cniVersion":"1.0.0","name":"x","type":"ovn-k8s-cni-overlay","topology":"localnet"}`, types.ErrInvalidNetworkConfig, []string{"localnet", "not supported yet"}},
+		{"localnet on a physical network no node maps", `{"cniVersion":"1.0.0","name":"x","type":"ovn-k8s-cni-overlay","topology":"localnet","physicalNetworkName":"nowhere"}`, types.ErrTryAgainLater, []string{"nowhere", "ovn-bridge-mappings"}},
 		{"enhancement sample with trailing comma", `{"cniVersion": "0.3.1", "type": "ovn-kubernetes", "name": "tenant-overlay", "subnet": "10.10.10.0/24", }`, types.ErrInvalidNetworkConfig, []string{"trailing comma"}},
 		{"external connectivity", `{"cniVersion": "0.3.1", "type": "ovn-kubernetes", "name": "tenant-overlay-ext-network", "subnet": "10.10.20.0/24", "has_external_connectivity": true}`, types.ErrInvalidNetworkConfig, []string{"has_external_connectivity"}},
 		{"exclude outside subnets", `{"cniVersion":"1.0.0","name":"x","type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":"10.0.0.0/24","excludeSubnets":"10.1.0.0/24"}`, types.ErrInvalidNetworkConfig, []string{"excludeSubnets"}},
