@@ -322,3 +322,54 @@ func (nb *Northbound) GatewayChassis(ctx context.Context, portName string) ([]st
 	slices.Sort(out)
 	return out, nil
 }
+
+// RouterLink joins a switch to a router: a router port with the given
+// networks and its switch end (type router). Layer2 networks with
+// external connectivity get one to their new router; layer3 node switches
+// get theirs with the node's claim (ClaimNode).
+type RouterLink struct {
+	Router *nbdb.LogicalRouter
+	Switch *nbdb.LogicalSwitch
+	// PortName names the router port; its switch end is PortName+"-lsp".
+	PortName    string
+	MAC         string
+	Networks    []netip.Prefix
+	ExternalIDs map[string]string
+}
+
+// EnsureRouterLink creates the link unless its router port exists. Racing
+// nodes: the router port's name is unique, so one commits and the others
+// adopt it.
+func (nb *Northbound) EnsureRouterLink(ctx context.Context, l RouterLink) (*nbdb.LogicalRouterPort, error) {
+	return ensure(ctx, nb, "router link "+l.PortName,
+		func() (*nbdb.LogicalRouterPort, bool) { return nb.GatewayPort(l.PortName) },
+		func() error { return nb.createRouterLink(ctx, l) })
+}
+
+func (nb *Northbound) createRouterLink(ctx context.Context, l RouterLink) error {
+	var networks []string
+	for _, p := range l.Networks {
+		networks = append(networks, p.String())
+	}
+	lrp := &nbdb.LogicalRouterPort{UUID: "newlinklrp", Name: l.PortName, MAC: l.MAC, Networks: networks, ExternalIDs: owned(l.ExternalIDs)}
+	lsp := &nbdb.LogicalSwitchPort{
+		UUID: "newlinklsp", Name: l.PortName + "-lsp", Type: "router", Addresses: []string{"router"},
+		Options: map[string]string{"router-port": l.PortName}, ExternalIDs: owned(l.ExternalIDs),
+	}
+	create, err := nb.client.Create(lrp, lsp)
+	if err != nil {
+		return fmt.Errorf("build router link %s: %w", l.PortName, err)
+	}
+	lr := &nbdb.LogicalRouter{UUID: l.Router.UUID}
+	toRouter, err := nb.client.Where(lr).Mutate(lr, model.Mutation{Field: &lr.Ports, Mutator: ovsdb.MutateOperationInsert, Value: []string{lrp.UUID}})
+	if err != nil {
+		return err
+	}
+	sw := &nbdb.LogicalSwitch{UUID: l.Switch.UUID}
+	toSwitch, err := nb.client.Where(sw).Mutate(sw, model.Mutation{Field: &sw.Ports, Mutator: ovsdb.MutateOperationInsert, Value: []string{lsp.UUID}})
+	if err != nil {
+		return err
+	}
+	ops := append(append(create, toRouter...), toSwitch...)
+	return nb.createUnique(ctx, nbdb.LogicalRouterPortTable, l.PortName, nil, func() bool { _, ok := nb.GatewayPort(l.PortName); return ok }, ops...)
+}

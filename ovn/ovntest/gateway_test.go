@@ -196,3 +196,48 @@ func eventually(t *testing.T, what string, ok func() bool) {
 		}
 	}
 }
+
+// A layer2 network's nodes link its switch to its router at once: one
+// link comes out, and every node sees it.
+func TestEnsureRouterLinkConcurrentCreatesOne(t *testing.T) {
+	endpoint := ovntest.StartNB(t)
+	clients := []*ovn.Northbound{connect(t, endpoint), connect(t, endpoint), connect(t, endpoint)}
+	ctx := context.Background()
+	lr, err := clients[0].EnsureRouter(ctx, "l2.router", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, err := clients[0].EnsureSwitch(ctx, "l2.switch", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := ovn.RouterLink{Router: lr, Switch: ls, PortName: "l2.rtos", MAC: "0a:58:0a:0a:14:01",
+		Networks: []netip.Prefix{netip.MustParsePrefix("10.10.20.1/24")}, ExternalIDs: map[string]string{externalids.Network: "l2"}}
+	uuids := make([]string, len(clients))
+	errs := concurrently(len(clients), func(i int) error {
+		lrp, err := clients[i].EnsureRouterLink(ctx, link)
+		if err == nil {
+			uuids[i] = lrp.UUID
+		}
+		return err
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+	}
+	if uuids[1] != uuids[0] || uuids[2] != uuids[0] {
+		t.Fatalf("clients disagree on the link: %v", uuids)
+	}
+	if n := len(named(committed[nbdb.LogicalRouterPort](t, endpoint), lrpName, "l2.rtos")); n != 1 {
+		t.Fatalf("router port exists %d times", n)
+	}
+	ports := named(committed[nbdb.LogicalSwitchPort](t, endpoint), portName, "l2.rtos-lsp")
+	if len(ports) != 1 || ports[0].Type != "router" || ports[0].Options["router-port"] != "l2.rtos" {
+		t.Fatalf("switch end %+v", ports)
+	}
+	sw := waitSwitch(t, clients[0], "l2.switch", 1)
+	if sw.Ports[0] != ports[0].UUID {
+		t.Fatalf("switch ports %v, want the link's %s", sw.Ports, ports[0].UUID)
+	}
+}
