@@ -58,7 +58,13 @@ func (d *Daemon) Check(ctx context.Context, req cniproto.Request) error {
 	addrs := network.ParsePrefixList(lsp.ExternalIDs[externalids.Addresses])
 	iface, drift := d.checkInterface(r.id, objs, lsp)
 	mtu, err := d.defaultMTUFor(r.conf)
-	if err != nil {
+	switch {
+	case errors.Is(err, errNotMapped):
+		// The node lost its mapping: that is the drift to report (as
+		// drift, not as "try again later"); the MTU it would imply is
+		// unknown, so it is not compared.
+		drift = append(drift, errors.New(err.Error()))
+	case err != nil:
 		return err
 	}
 	var routes []netns.Route
@@ -79,6 +85,15 @@ func (d *Daemon) Check(ctx context.Context, req cniproto.Request) error {
 	}
 	if err := checkPrevResult(r, mac, addrs); err != nil {
 		drift = append(drift, err)
+	}
+	if r.conf.Topology == netconf.Localnet && mtu > 0 {
+		// ovn-controller removes its patch to the physical bridge when
+		// the mapping goes (reported above), or has not made it yet,
+		// and the pod is then cut off.
+		if port := network.LocalnetPortName(r.conf.Name); !d.ovs.HasLocalnetPatch(port) {
+			drift = append(drift, fmt.Errorf("ovn-controller has not patched %s to the bridge of physical network %q for localnet port %s; check external_ids:%s on this node",
+				d.cfg.Bridge, r.conf.PhysicalNetwork(), port, ovs.BridgeMappingsKey))
+		}
 	}
 	if len(drift) > 0 {
 		return fmt.Errorf("attachment %s drifted: %w", lsp.Name, errors.Join(drift...))

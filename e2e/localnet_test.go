@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ovn-overlay/ovn-overlay/cniproto"
 	"github.com/ovn-overlay/ovn-overlay/sandbox"
@@ -219,13 +220,41 @@ func TestLocalnetWithoutMapping(t *testing.T) {
 	assertClean(t, network)
 
 	restore()
-	mustAdd(t, p, "net1", conf)
+	out, err := invoke(t, p, "ADD", "net1", conf)
+	if err != nil {
+		t.Fatalf("ADD with the mapping back: %v", err)
+	}
+	t.Cleanup(func() { _, _ = invoke(t, p, "DEL", "net1", conf) })
 	if _, err := invoke(t, p, "STATUS", "", conf); err != nil {
 		t.Errorf("STATUS with the mapping back: %v", err)
 	}
 	if v, ok := metricValue(daemonMetrics(t, n), mapped); !ok || v != 1 {
 		t.Errorf("after STATUS with the mapping back, %s = %v (present %v), want 1", mapped, v, ok)
 	}
+
+	// CHECK sees the node's link to the physical network: with the
+	// mapping gone it says so; with it back (and ovn-controller's patch
+	// port with it), CHECK passes again.
+	var m map[string]any
+	_ = json.Unmarshal(conf, &m)
+	m["prevResult"] = json.RawMessage(out)
+	check, _ := json.Marshal(m)
+	checkUntil := func(want string) {
+		t.Helper()
+		var err error
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			_, err = invokeQuiet(p, "CHECK", "net1", check)
+			if (want == "" && err == nil) || (want != "" && err != nil && strings.Contains(err.Error(), want)) {
+				return
+			}
+		}
+		t.Fatalf("CHECK: %v, want %q", err, want)
+	}
+	checkUntil("")
+	vsctl("remove", "Open_vSwitch", ".", "external_ids", "ovn-bridge-mappings")
+	checkUntil("drifted: no bridge mapping")
+	restore()
+	checkUntil("")
 }
 
 // TestLocalnetWithoutSubnets: an L2-only localnet: no addresses, port

@@ -144,6 +144,9 @@ func (o *Client) onPhysical(table string, m model.Model) {
 	o.refreshPhysical()
 }
 
+// HasLocalnetPatch is hasLocalnetPatch for CHECK.
+func (o *Client) HasLocalnetPatch(localnetPort string) bool { return o.hasLocalnetPatch(localnetPort) }
+
 // hasLocalnetPatch reports whether ovn-controller has patched the
 // integration bridge to a physical bridge for the localnet port: it
 // creates both ends at once, each marked with the localnet port's name.

@@ -20,6 +20,9 @@ func localnetSwitchName(network string) string {
 	return "ovn-overlay." + network + ".localnet"
 }
 
+// LocalnetPortName is localnetPortName, for CHECK.
+func LocalnetPortName(network string) string { return localnetPortName(network) }
+
 func localnetPortName(network string) string {
 	return "ovn-overlay." + network + ".localnet.physnet"
 }
