@@ -49,7 +49,10 @@ const (
 	warmSpareLayer2 = 16
 	warmSpareLayer3 = 2
 	warmRetry       = 5 * time.Second
-	warmRecheck     = 30 * time.Second
+	// warmArrival bounds how long a static request waits for a warm port
+	// holding its address to arrive from the cache before giving up.
+	warmArrival = 2 * time.Second
+	warmRecheck = 30 * time.Second
 )
 
 // warmPool tracks one network's warm ports on this node.
@@ -62,10 +65,13 @@ type warmPool struct {
 	// cache events must not make them free again.
 	taken map[string]bool
 	kick  chan struct{}
+	// offered is closed and replaced whenever a port becomes free, for
+	// takeNamedWait.
+	offered chan struct{}
 }
 
 func newWarmPool(network string, size int) *warmPool {
-	return &warmPool{network: network, size: size, free: map[string]*nbdb.LogicalSwitchPort{}, taken: map[string]bool{}, kick: make(chan struct{}, 1)}
+	return &warmPool{network: network, size: size, free: map[string]*nbdb.LogicalSwitchPort{}, taken: map[string]bool{}, kick: make(chan struct{}, 1), offered: make(chan struct{})}
 }
 
 // changed publishes the free count; callers hold mu.
@@ -81,6 +87,8 @@ func (w *warmPool) offer(lsp *nbdb.LogicalSwitchPort) {
 	defer w.mu.Unlock()
 	if !w.taken[lsp.Name] {
 		w.free[lsp.Name] = lsp
+		close(w.offered)
+		w.offered = make(chan struct{})
 	}
 	w.changed()
 }
@@ -114,6 +122,33 @@ func (w *warmPool) take() (*nbdb.LogicalSwitchPort, bool) {
 		return lsp, true
 	}
 	return nil, false
+}
+
+// takeNamedWait is takeNamed for a port that may still be on its way: a
+// refill's transaction has committed (its address is in the index) but
+// the cache event that offers the port has not arrived. It gives up when
+// an ADD holds the port, or after timeout.
+func (w *warmPool) takeNamedWait(ctx context.Context, name string, timeout time.Duration) (*nbdb.LogicalSwitchPort, bool) {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		w.mu.Lock()
+		held, offered := w.taken[name], w.offered
+		w.mu.Unlock()
+		if held {
+			return nil, false
+		}
+		if lsp, ok := w.takeNamed(name); ok {
+			return lsp, true
+		}
+		select {
+		case <-offered:
+		case <-timer.C:
+			return nil, false
+		case <-ctx.Done():
+			return nil, false
+		}
+	}
 }
 
 // takeNamed takes one particular free warm port.
@@ -278,7 +313,10 @@ func (ns *Registry) ReclaimWarm(ctx context.Context, n *Network, addrs []netip.P
 		if !ok || !strings.HasPrefix(owner, warmPortPrefix(n.name)+ns.node+".") {
 			continue
 		}
-		lsp, ok := n.warm.takeNamed(owner)
+		// The port may be a refill committed a moment ago whose cache
+		// event is still on its way (seen in CI: a static request on a
+		// network whose first ADD had just set off the refill).
+		lsp, ok := n.warm.takeNamedWait(ctx, owner, warmArrival)
 		if !ok {
 			continue
 		}

@@ -1,7 +1,9 @@
 package network
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/ovn-overlay/ovn-overlay/externalids"
 	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
@@ -85,5 +87,44 @@ func TestAdoptedPortCarriesThePodNotTheWarmMark(t *testing.T) {
 	r := WarmResult(got)
 	if r.Err != nil || r.MAC.String() != "0a:58:0a:00:00:05" || len(r.Addrs) != 1 || r.Addrs[0].String() != "10.0.0.5/24" {
 		t.Errorf("warmResult = %+v", r)
+	}
+}
+
+// TestTakeNamedWaitsForAPortOnItsWay: a static request for an address a
+// refill has just committed finds the warm port once its cache event
+// offers it; a port an ADD holds, or one that never comes, is not waited
+// for past the limit.
+func TestTakeNamedWaitsForAPortOnItsWay(t *testing.T) {
+	offer := func(w *warmPool) { w.offer(warmLSP("p")) }
+	tests := []struct {
+		name   string
+		before func(w *warmPool) // before the wait starts
+		during func(w *warmPool) // 50 ms into the wait
+		want   bool
+		atMost time.Duration
+	}{
+		{name: "offered during the wait", during: offer, want: true, atMost: 250 * time.Millisecond},
+		{name: "already free", before: offer, want: true, atMost: 50 * time.Millisecond},
+		{name: "held by an ADD", before: func(w *warmPool) { w.hold("p") }, want: false, atMost: 50 * time.Millisecond},
+		{name: "never comes", want: false, atMost: 450 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWarmPool("n", 8)
+			if tt.before != nil {
+				tt.before(w)
+			}
+			if tt.during != nil {
+				go func() { time.Sleep(50 * time.Millisecond); tt.during(w) }()
+			}
+			start := time.Now()
+			lsp, ok := w.takeNamedWait(context.Background(), "p", 300*time.Millisecond)
+			if took := time.Since(start); ok != tt.want || took > tt.atMost || (ok && lsp.Name != "p") {
+				t.Fatalf("got %v, %v after %s; want %v within %s", lsp, ok, took, tt.want, tt.atMost)
+			}
+			if _, again := w.takeNamed("p"); ok && again {
+				t.Fatal("the port was handed out twice")
+			}
+		})
 	}
 }

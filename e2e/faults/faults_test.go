@@ -448,8 +448,16 @@ func TestFaultNodeOVSDatabaseStopped(t *testing.T) {
 	e := startEnv(t, false)
 	n := e.c.Nodes[0]
 	conf := statusConf("ovsdown-"+randomID()[:4], "10.83.0.0/24")
-	if took, code, msg := status(n, conf); code != 0 {
-		t.Fatalf("STATUS before the outage: code %d %q after %s", code, msg, took)
+	// The daemon serves its socket at once and answers STATUS with code
+	// 50 ("starting") until it has connected: wait for it to be ready.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		took, code, msg := status(n, conf)
+		if code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("STATUS before the outage: code %d %q after %s", code, msg, took)
+		}
 	}
 	n.StopOVSDB()
 	var noticed time.Duration
