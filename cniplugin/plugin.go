@@ -139,7 +139,7 @@ func (c *Client) Do(ctx context.Context, req cniproto.Request) (*cniproto.Respon
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", c.Socket)
 	if err != nil {
-		return nil, fmt.Errorf("daemon socket %s: %w", c.Socket, err)
+		return nil, fmt.Errorf("socket %s: %w", c.Socket, err)
 	}
 	defer conn.Close()
 	if deadline, ok := ctx.Deadline(); ok {
@@ -147,11 +147,11 @@ func (c *Client) Do(ctx context.Context, req cniproto.Request) (*cniproto.Respon
 	}
 	head := fmt.Sprintf("POST %s HTTP/1.0\r\nHost: daemon\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", cniproto.Path, len(body))
 	if _, err := conn.Write(append([]byte(head), body...)); err != nil {
-		return nil, fmt.Errorf("daemon socket %s: send request: %w", c.Socket, err)
+		return nil, fmt.Errorf("socket %s: send request: %w", c.Socket, err)
 	}
 	status, payload, err := readResponse(bufio.NewReader(conn))
 	if err != nil {
-		return nil, fmt.Errorf("daemon socket %s: %w", c.Socket, err)
+		return nil, fmt.Errorf("socket %s: %w", c.Socket, err)
 	}
 	var resp cniproto.Response
 	if err := json.Unmarshal(payload, &resp); err != nil {

@@ -196,11 +196,19 @@ The sandbox keeps running. Try:
   ovn-nbctl --db=%[3]s show
   ovn-sbctl --db=%[4]s show
   ovs-vsctl --db=%[5]s show
+  ip netns exec %[1]s ping -I net4 %[7]s            # localnet, over the physical network
+  ip netns exec %[8]s ip addr                       # the external host
+  ip netns exec %[9]s ip -s link show %[10]s         # node1's physical uplink counters
 Logs and databases: %[6]s
 Press Ctrl-C to tear everything down (or run: go run ./cmd/ovn-overlay-demo cleanup).
-`, pods[0].pod.Netns, pods[1].addrs["net1"], cluster.Central.NB, cluster.Central.SB, cluster.Nodes[0].OVS, cluster.Dir)
+`, pods[0].pod.Netns, pods[1].addrs["net1"], cluster.Central.NB, cluster.Central.SB, cluster.Nodes[0].OVS, cluster.Dir,
+			localnetNetworks[1].external.Addr(), cluster.External().Netns, cluster.Nodes[0].Netns, cluster.Nodes[0].PhysicalUplink)
 		<-ctx.Done()
+		// Ctrl-C reached the node daemons too (same process group), so
+		// there is no one left to serve DELs: the teardown removes it all.
 		keep = false
+		step("interrupted: tearing down without per-pod DELs")
+		return nil
 	}
 
 	for _, p := range pods {
