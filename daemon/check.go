@@ -58,8 +58,9 @@ func (d *Daemon) Check(ctx context.Context, req cniproto.Request) error {
 	addrs := network.ParsePrefixList(lsp.ExternalIDs[externalids.Addresses])
 	iface, drift := d.checkInterface(r.id, objs, lsp)
 	mtu, err := d.defaultMTUFor(r.conf)
+	mapped := !errors.Is(err, errNotMapped)
 	switch {
-	case errors.Is(err, errNotMapped):
+	case !mapped:
 		// The node lost its mapping: that is the drift to report (as
 		// drift, not as "try again later"); the MTU it would imply is
 		// unknown, so it is not compared.
@@ -86,7 +87,7 @@ func (d *Daemon) Check(ctx context.Context, req cniproto.Request) error {
 	if err := checkPrevResult(r, mac, addrs); err != nil {
 		drift = append(drift, err)
 	}
-	if r.conf.Topology == netconf.Localnet && mtu > 0 {
+	if r.conf.Topology == netconf.Localnet && mapped {
 		// ovn-controller removes its patch to the physical bridge when
 		// the mapping goes (reported above), or has not made it yet,
 		// and the pod is then cut off.

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"strings"
 	"testing"
@@ -22,23 +23,17 @@ const (
 )
 
 // localnetConfig is a localnet NAD config on the sandbox's physical network
-// (CNI 1.1.0, so that STATUS may be asked too).
-func localnetConfig(name string, vlan int, subnets, exclude string) []byte {
-	conf := map[string]any{
-		"cniVersion": "1.1.0", "name": name, "type": "ovn-k8s-cni-overlay", "topology": "localnet",
-		"netAttachDefName": "default/" + name, "physicalNetworkName": physnet,
-	}
+// (CNI 1.1.0, so that STATUS may be asked too), with extra fields merged in.
+func localnetConfig(name string, vlan int, subnets, exclude string, extra map[string]any) []byte {
+	conf := map[string]any{"cniVersion": "1.1.0", "topology": "localnet", "physicalNetworkName": physnet}
 	if vlan > 0 {
 		conf["vlanID"] = vlan
-	}
-	if subnets != "" {
-		conf["subnets"] = subnets
 	}
 	if exclude != "" {
 		conf["excludeSubnets"] = exclude
 	}
-	b, _ := json.Marshal(conf)
-	return b
+	maps.Copy(conf, extra)
+	return layer2Config(name, subnets, conf)
 }
 
 func external(t *testing.T) *sandbox.ExternalHost {
@@ -87,7 +82,7 @@ func TestLocalnetAcrossNodesAndExternal(t *testing.T) {
 			network := "ln-" + tc.name + "-" + randomID()[:4]
 			subnet := netip.MustParsePrefix(tc.subnet)
 			extAddr := netip.PrefixFrom(subnet.Addr().Next().Next().Next(), subnet.Bits()) // .3, kept out of the pool
-			conf := localnetConfig(network, tc.vlan, subnet.String(), netip.PrefixFrom(extAddr.Addr(), 32).String())
+			conf := localnetConfig(network, tc.vlan, subnet.String(), netip.PrefixFrom(extAddr.Addr(), 32).String(), nil)
 			ext := external(t)
 			if err := ext.AddAddress(tc.vlan, extAddr); err != nil {
 				t.Fatal(err)
@@ -159,8 +154,8 @@ func TestLocalnetAcrossNodesAndExternal(t *testing.T) {
 func TestLocalnetVLANIsolation(t *testing.T) {
 	id := randomID()[:4]
 	subnet := "10.72.0.0/24"
-	blue := localnetConfig("ln-blue-"+id, 100, subnet, "10.72.0.128/25")
-	red := localnetConfig("ln-red-"+id, 200, subnet, "10.72.0.0/25,10.72.0.250/32")
+	blue := localnetConfig("ln-blue-"+id, 100, subnet, "10.72.0.128/25", nil)
+	red := localnetConfig("ln-red-"+id, 200, subnet, "10.72.0.0/25,10.72.0.250/32", nil)
 	ext := external(t)
 	extAddr := netip.MustParsePrefix("10.72.0.250/24")
 	if err := ext.AddAddress(200, extAddr); err != nil {
@@ -203,7 +198,7 @@ func TestLocalnetWithoutMapping(t *testing.T) {
 	t.Cleanup(restore)
 
 	network := "ln-unmapped-" + randomID()[:4]
-	conf := localnetConfig(network, 0, "10.73.0.0/24", "")
+	conf := localnetConfig(network, 0, "10.73.0.0/24", "", nil)
 	p := newPod(t, n, "unmapped")
 	_, err := add(t, p, "net1", conf)
 	cniError(t, err, 11, network, physnet, n.Name, "ovn-bridge-mappings")
@@ -235,10 +230,7 @@ func TestLocalnetWithoutMapping(t *testing.T) {
 	// CHECK sees the node's link to the physical network: with the
 	// mapping gone it says so; with it back (and ovn-controller's patch
 	// port with it), CHECK passes again.
-	var m map[string]any
-	_ = json.Unmarshal(conf, &m)
-	m["prevResult"] = json.RawMessage(out)
-	check, _ := json.Marshal(m)
+	check := localnetConfig(network, 0, "10.73.0.0/24", "", map[string]any{"prevResult": json.RawMessage(out)})
 	checkUntil := func(want string) {
 		t.Helper()
 		var err error
@@ -261,7 +253,7 @@ func TestLocalnetWithoutMapping(t *testing.T) {
 // security by MAC; addresses the runtime asks for work across nodes.
 func TestLocalnetWithoutSubnets(t *testing.T) {
 	network := "ln-l2only-" + randomID()[:4]
-	plain := localnetConfig(network, 300, "", "")
+	plain := localnetConfig(network, 300, "", "", nil)
 	a := newPod(t, node(t, 0), "l2only")
 	if res := mustAdd(t, a, "net1", plain); len(res.IPs) != 0 {
 		t.Fatalf("got addresses %v without subnets", res.IPs)
@@ -272,11 +264,7 @@ func TestLocalnetWithoutSubnets(t *testing.T) {
 	}
 	mustDel(t, a, "net1", plain)
 	withIP := func(ip string) []byte {
-		var conf map[string]any
-		_ = json.Unmarshal(plain, &conf)
-		conf["runtimeConfig"] = map[string]any{"ips": []string{ip}}
-		b, _ := json.Marshal(conf)
-		return b
+		return localnetConfig(network, 300, "", "", map[string]any{"runtimeConfig": map[string]any{"ips": []string{ip}}})
 	}
 	b, c := newPod(t, node(t, 0), "l2only"), newPod(t, node(t, 1), "l2only")
 	mustAdd(t, b, "net1", withIP("192.0.2.10/24"))

@@ -65,8 +65,9 @@ type GatewaySpec struct {
 	SNAT []netip.Prefix
 }
 
-// GatewayPort returns the cached gateway router port called name.
-func (nb *Northbound) GatewayPort(name string) (*nbdb.LogicalRouterPort, bool) {
+// RouterPort returns the cached owned router port called name (a
+// gateway port, a router link).
+func (nb *Northbound) RouterPort(name string) (*nbdb.LogicalRouterPort, bool) {
 	lrp := &nbdb.LogicalRouterPort{Name: name}
 	if err := nb.client.Get(context.Background(), lrp); err != nil {
 		return nil, false
@@ -87,37 +88,20 @@ func (nb *Northbound) GatewayAddresses(ctx context.Context, external *nbdb.Logic
 			out[a] = ids[externalids.Network]
 		}
 	}
-	var unknown []ovsdb.Operation
+	var unknown []string
 	for _, uuid := range external.Ports {
 		if lsp, ok := nb.PortByUUID(uuid); ok {
 			record(lsp.ExternalIDs)
-			continue
+		} else {
+			unknown = append(unknown, uuid)
 		}
-		unknown = append(unknown, ovsdb.Operation{
-			Op: ovsdb.OperationSelect, Table: nbdb.LogicalSwitchPortTable,
-			Where:   []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: uuid}}},
-			Columns: []string{"external_ids"},
-		})
 	}
-	if len(unknown) == 0 {
-		return out, nil
-	}
-	res, err := nb.transact(ctx, unknown)
+	ports, err := nb.ForeignPorts(ctx, unknown)
 	if err != nil {
-		return nil, fmt.Errorf("read the external switch's ports: %w", err)
+		return nil, err
 	}
-	for _, r := range res {
-		for _, row := range r.Rows {
-			if ids, ok := row["external_ids"].(ovsdb.OvsMap); ok {
-				m := map[string]string{}
-				for k, v := range ids.GoMap {
-					ks, _ := k.(string)
-					vs, _ := v.(string)
-					m[ks] = vs
-				}
-				record(m)
-			}
-		}
+	for _, lsp := range ports {
+		record(lsp.ExternalIDs)
 	}
 	return out, nil
 }
@@ -127,7 +111,7 @@ func (nb *Northbound) GatewayAddresses(ctx context.Context, external *nbdb.Logic
 // guard fails, they re-read and find the gateway made.
 func (nb *Northbound) EnsureGateway(ctx context.Context, g GatewaySpec) (netip.Addr, error) {
 	for attempt := 0; attempt < 5; attempt++ {
-		if lrp, ok := nb.GatewayPort(g.PortName); ok {
+		if lrp, ok := nb.RouterPort(g.PortName); ok {
 			return gatewayAddr(lrp)
 		}
 		external, ok := nb.Switch(g.External.Name)
@@ -187,11 +171,9 @@ func gatewayAddr(lrp *nbdb.LogicalRouterPort) (netip.Addr, error) {
 // createGateway commits the gateway in one transaction guarded by the
 // external switch's port set.
 func (nb *Northbound) createGateway(ctx context.Context, g GatewaySpec, external *nbdb.LogicalSwitch, addr netip.Addr) error {
-	zero := 0
-	guard := &nbdb.LogicalSwitch{UUID: external.UUID, Ports: external.Ports}
-	ops, err := nb.client.Where(guard).Wait(ovsdb.WaitConditionEqual, &zero, guard, &guard.Ports)
+	ops, err := nb.portSetGuard(external)
 	if err != nil {
-		return fmt.Errorf("build gateway guard: %w", err)
+		return err
 	}
 	ids := map[string]string{externalids.Network: g.Network, externalids.GatewayIP: addr.String()}
 	lrp := &nbdb.LogicalRouterPort{
@@ -199,10 +181,7 @@ func (nb *Northbound) createGateway(ctx context.Context, g GatewaySpec, external
 		Networks:    []string{netip.PrefixFrom(addr, g.Pool.Subnet.Bits()).String()},
 		ExternalIDs: owned(ids),
 	}
-	lsp := &nbdb.LogicalSwitchPort{
-		UUID: "newgwlsp", Name: g.PortName + "-lsp", Type: "router", Addresses: []string{"router"},
-		Options: map[string]string{"router-port": g.PortName}, ExternalIDs: owned(ids),
-	}
+	lsp := switchEnd("newgwlsp", g.PortName, ids)
 	rows := []model.Model{lrp, lsp}
 	var nats []string
 	for i, subnet := range g.SNAT {
@@ -254,6 +233,15 @@ func (nb *Northbound) createGateway(ctx context.Context, g GatewaySpec, external
 	return nil
 }
 
+// switchEnd is the logical switch port (type router) that puts router
+// port routerPort on a switch; it is named after the router port.
+func switchEnd(uuid, routerPort string, ids map[string]string) *nbdb.LogicalSwitchPort {
+	return &nbdb.LogicalSwitchPort{
+		UUID: uuid, Name: routerPort + "-lsp", Type: "router", Addresses: []string{"router"},
+		Options: map[string]string{"router-port": routerPort}, ExternalIDs: owned(ids),
+	}
+}
+
 // defaultPrefix is the default route of addr's family.
 func defaultPrefix(addr netip.Addr) netip.Prefix {
 	if addr.Is4() {
@@ -267,7 +255,7 @@ func defaultPrefix(addr netip.Addr) netip.Prefix {
 // moves the port by BFD when it fails). Idempotent: the Gateway_Chassis
 // row is named after port and chassis, and created only if absent.
 func (nb *Northbound) JoinGateway(ctx context.Context, portName, chassis string, priority int) error {
-	lrp, ok := nb.GatewayPort(portName)
+	lrp, ok := nb.RouterPort(portName)
 	if !ok {
 		return fmt.Errorf("gateway port %s is not in the NB cache", portName)
 	}
@@ -292,7 +280,7 @@ func (nb *Northbound) JoinGateway(ctx context.Context, portName, chassis string,
 // GatewayChassis lists the chassis names of a gateway port's gateway
 // chassis rows, read from the server (the table is not monitored).
 func (nb *Northbound) GatewayChassis(ctx context.Context, portName string) ([]string, error) {
-	lrp, ok := nb.GatewayPort(portName)
+	lrp, ok := nb.RouterPort(portName)
 	if !ok {
 		return nil, fmt.Errorf("gateway port %s is not in the NB cache", portName)
 	}
@@ -342,7 +330,7 @@ type RouterLink struct {
 // adopt it.
 func (nb *Northbound) EnsureRouterLink(ctx context.Context, l RouterLink) (*nbdb.LogicalRouterPort, error) {
 	return ensure(ctx, nb, "router link "+l.PortName,
-		func() (*nbdb.LogicalRouterPort, bool) { return nb.GatewayPort(l.PortName) },
+		func() (*nbdb.LogicalRouterPort, bool) { return nb.RouterPort(l.PortName) },
 		func() error { return nb.createRouterLink(ctx, l) })
 }
 
@@ -352,10 +340,7 @@ func (nb *Northbound) createRouterLink(ctx context.Context, l RouterLink) error 
 		networks = append(networks, p.String())
 	}
 	lrp := &nbdb.LogicalRouterPort{UUID: "newlinklrp", Name: l.PortName, MAC: l.MAC, Networks: networks, ExternalIDs: owned(l.ExternalIDs)}
-	lsp := &nbdb.LogicalSwitchPort{
-		UUID: "newlinklsp", Name: l.PortName + "-lsp", Type: "router", Addresses: []string{"router"},
-		Options: map[string]string{"router-port": l.PortName}, ExternalIDs: owned(l.ExternalIDs),
-	}
+	lsp := switchEnd("newlinklsp", l.PortName, l.ExternalIDs)
 	create, err := nb.client.Create(lrp, lsp)
 	if err != nil {
 		return fmt.Errorf("build router link %s: %w", l.PortName, err)
@@ -371,5 +356,5 @@ func (nb *Northbound) createRouterLink(ctx context.Context, l RouterLink) error 
 		return err
 	}
 	ops := append(append(create, toRouter...), toSwitch...)
-	return nb.createUnique(ctx, nbdb.LogicalRouterPortTable, l.PortName, nil, func() bool { _, ok := nb.GatewayPort(l.PortName); return ok }, ops...)
+	return nb.createUnique(ctx, nbdb.LogicalRouterPortTable, l.PortName, nil, func() bool { _, ok := nb.RouterPort(l.PortName); return ok }, ops...)
 }

@@ -334,11 +334,9 @@ type PortChange struct {
 func (nb *Northbound) ApplyPorts(ctx context.Context, c PortChange) ([]string, error) {
 	var ops []ovsdb.Operation
 	if c.Guard {
-		zero := 0
-		ls := &nbdb.LogicalSwitch{UUID: c.Switch.UUID, Ports: c.Switch.Ports}
-		wait, err := nb.client.Where(ls).Wait(ovsdb.WaitConditionEqual, &zero, ls, &ls.Ports)
+		wait, err := nb.portSetGuard(c.Switch)
 		if err != nil {
-			return nil, fmt.Errorf("build port-set guard: %w", err)
+			return nil, err
 		}
 		ops = append(ops, wait...)
 	}
@@ -471,16 +469,31 @@ func waitClosed(ctx context.Context, ch <-chan struct{}, timeout time.Duration) 
 	}
 }
 
-// ForeignPorts reads, from the server, the ports with these UUIDs: ports
-// on our switches that are not ours (an admin's lsp-add), which the
-// owned-rows-only cache does not hold. Their addresses still count.
+// portSetGuard is the operation that fails a transaction (ErrConflict) if
+// the switch's ports are no longer exactly ls.Ports: someone added or
+// removed one since the cache was read. Nodes agree on a shared switch's
+// addresses through it.
+func (nb *Northbound) portSetGuard(ls *nbdb.LogicalSwitch) ([]ovsdb.Operation, error) {
+	zero := 0
+	g := &nbdb.LogicalSwitch{UUID: ls.UUID, Ports: ls.Ports}
+	wait, err := nb.client.Where(g).Wait(ovsdb.WaitConditionEqual, &zero, g, &g.Ports)
+	if err != nil {
+		return nil, fmt.Errorf("build port-set guard on switch %s: %w", ls.Name, err)
+	}
+	return wait, nil
+}
+
+// ForeignPorts reads, from the server, the ports with these UUIDs (name,
+// addresses, external_ids): ports on our switches that are not ours (an
+// admin's lsp-add), which the owned-rows-only cache does not hold, or
+// ours that the cache does not show yet. Their addresses still count.
 func (nb *Northbound) ForeignPorts(ctx context.Context, uuids []string) ([]nbdb.LogicalSwitchPort, error) {
 	var ops []ovsdb.Operation
 	for _, u := range uuids {
 		ops = append(ops, ovsdb.Operation{
 			Op: ovsdb.OperationSelect, Table: nbdb.LogicalSwitchPortTable,
 			Where:   []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: u}}},
-			Columns: []string{"_uuid", "name", "addresses"},
+			Columns: []string{"_uuid", "name", "addresses", "external_ids"},
 		})
 	}
 	if len(ops) == 0 {
@@ -488,7 +501,7 @@ func (nb *Northbound) ForeignPorts(ctx context.Context, uuids []string) ([]nbdb.
 	}
 	res, err := nb.transact(ctx, ops)
 	if err != nil {
-		return nil, fmt.Errorf("read ports not owned by ovn-overlay: %w", err)
+		return nil, fmt.Errorf("read ports missing from the NB cache: %w", err)
 	}
 	var out []nbdb.LogicalSwitchPort
 	for _, r := range res {
@@ -506,6 +519,14 @@ func (nb *Northbound) ForeignPorts(ctx context.Context, uuids []string) ([]nbdb.
 					if s, ok := e.(string); ok {
 						lsp.Addresses = append(lsp.Addresses, s)
 					}
+				}
+			}
+			if ids, ok := row["external_ids"].(ovsdb.OvsMap); ok {
+				lsp.ExternalIDs = map[string]string{}
+				for k, v := range ids.GoMap {
+					ks, _ := k.(string)
+					vs, _ := v.(string)
+					lsp.ExternalIDs[ks] = vs
 				}
 			}
 			out = append(out, lsp)

@@ -101,8 +101,7 @@ func (nb *Northbound) DeleteNetworkIfUnused(ctx context.Context, network string,
 		if !nb.holdsNoAttachment(ls) {
 			return false, nil
 		}
-		g := &nbdb.LogicalSwitch{UUID: ls.UUID, Ports: ls.Ports}
-		w, err := nb.client.Where(g).Wait(ovsdb.WaitConditionEqual, &zero, g, &g.Ports)
+		w, err := nb.portSetGuard(ls)
 		if err != nil {
 			return false, err
 		}

@@ -387,9 +387,9 @@ func (o *Client) onWiring(table string) {
 	o.mu.Unlock()
 }
 
-// Changed returns a channel closed at the next change of a cached bridge
-// or port.
-func (o *Client) Changed() <-chan struct{} {
+// wiringChanged returns a channel closed at the next change of a cached
+// bridge or port.
+func (o *Client) wiringChanged() <-chan struct{} {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.changed

@@ -130,10 +130,30 @@ func (o *Client) isUplink(name string) bool {
 	return false
 }
 
-// onPhysical refreshes the snapshot after changes that can alter it.
+// isMappedBridge reports whether a bridge is one a physical network maps
+// to.
+func (o *Client) isMappedBridge(name string) bool {
+	if snap := o.physical.Load(); snap != nil {
+		for _, pb := range *snap {
+			if pb.Bridge == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// onPhysical refreshes the snapshot after changes that can alter it: the
+// mappings, a mapped bridge (its ports come and go as Bridge updates) or
+// an uplink interface (its MTU). Pod ports on br-int touch none of them,
+// so ADDs set off no refresh.
 func (o *Client) onPhysical(table string, m model.Model) {
 	switch table {
-	case vswitchd.OpenvSwitchTable, vswitchd.BridgeTable, vswitchd.PortTable:
+	case vswitchd.OpenvSwitchTable:
+	case vswitchd.BridgeTable:
+		if br, ok := m.(*vswitchd.Bridge); !ok || !o.isMappedBridge(br.Name) {
+			return
+		}
 	case vswitchd.InterfaceTable:
 		if iface, ok := m.(*vswitchd.Interface); !ok || !o.isUplink(iface.Name) {
 			return
@@ -144,15 +164,12 @@ func (o *Client) onPhysical(table string, m model.Model) {
 	o.refreshPhysical()
 }
 
-// HasLocalnetPatch is hasLocalnetPatch for CHECK.
-func (o *Client) HasLocalnetPatch(localnetPort string) bool { return o.hasLocalnetPatch(localnetPort) }
-
-// hasLocalnetPatch reports whether ovn-controller has patched the
+// HasLocalnetPatch reports whether ovn-controller has patched the
 // integration bridge to a physical bridge for the localnet port: it
 // creates both ends at once, each marked with the localnet port's name.
 // O(1): the cache's port events keep the count (onPort), so a burst of
 // ADDs waiting for their patch does not scan every port on every event.
-func (o *Client) hasLocalnetPatch(localnetPort string) bool {
+func (o *Client) HasLocalnetPatch(localnetPort string) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.patches[localnetPort] > 0
@@ -192,8 +209,8 @@ func (o *Client) onPort(table string, old, new model.Model) {
 // cache events, like WaitInstalled.
 func (o *Client) WaitLocalnetPatch(ctx context.Context, localnetPort string) error {
 	for {
-		changed := o.Changed()
-		if o.hasLocalnetPatch(localnetPort) {
+		changed := o.wiringChanged()
+		if o.HasLocalnetPatch(localnetPort) {
 			return nil
 		}
 		select {

@@ -15,15 +15,13 @@ func layer2SwitchName(network string) string {
 }
 
 // localnetSwitchName is the cluster-wide logical switch of a localnet
-// network, and localnetPortName its port to the physical network.
+// network, and LocalnetPortName its port to the physical network (CHECK
+// looks for ovn-controller's patch by it).
 func localnetSwitchName(network string) string {
 	return "ovn-overlay." + network + ".localnet"
 }
 
-// LocalnetPortName is localnetPortName, for CHECK.
-func LocalnetPortName(network string) string { return localnetPortName(network) }
-
-func localnetPortName(network string) string {
+func LocalnetPortName(network string) string {
 	return "ovn-overlay." + network + ".localnet.physnet"
 }
 

@@ -284,7 +284,7 @@ func (ns *Registry) setUpLocalnet(ctx context.Context, n *Network) error {
 		return err
 	}
 	want := &nbdb.LogicalSwitchPort{
-		Name:        localnetPortName(n.name),
+		Name:        LocalnetPortName(n.name),
 		Addresses:   []string{"unknown"},
 		Options:     map[string]string{"network_name": n.conf.PhysicalNetwork()},
 		ExternalIDs: shapeIDs(n.conf),

@@ -115,6 +115,29 @@ func concurrently(n int, f func(i int) error) []error {
 	return errs
 }
 
+// raceForOne runs create on every client at once, as nodes meeting a new
+// network do, and returns the UUID of the row they all got; it fails the
+// test on an error or a disagreement.
+func raceForOne(t *testing.T, what string, clients []*ovn.Northbound, create func(nb *ovn.Northbound) (string, error)) string {
+	t.Helper()
+	uuids := make([]string, len(clients))
+	errs := concurrently(len(clients), func(i int) (err error) {
+		uuids[i], err = create(clients[i])
+		return err
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("%s, client %d: %v", what, i, err)
+		}
+	}
+	for _, u := range uuids[1:] {
+		if u != uuids[0] {
+			t.Fatalf("%s: clients disagree: %v", what, uuids)
+		}
+	}
+	return uuids[0]
+}
+
 // outcomes counts nil errors and ErrConflicts, failing on anything else.
 func outcomes(t *testing.T, errs []error) (ok, conflict int) {
 	t.Helper()
@@ -136,22 +159,13 @@ func TestEnsureSwitchConcurrentCreatesOne(t *testing.T) {
 	clients := []*ovn.Northbound{connect(t, endpoint), connect(t, endpoint), connect(t, endpoint)}
 	for round := range 5 {
 		name := fmt.Sprintf("race-%d", round)
-		uuids := make([]string, len(clients))
-		errs := concurrently(len(clients), func(i int) error {
-			ls, err := clients[i].EnsureSwitch(context.Background(), name, map[string]string{externalids.Network: name})
-			if err == nil {
-				uuids[i] = ls.UUID
-			}
-			return err
-		})
-		for i, err := range errs {
+		raceForOne(t, fmt.Sprintf("round %d: switch", round), clients, func(nb *ovn.Northbound) (string, error) {
+			ls, err := nb.EnsureSwitch(context.Background(), name, map[string]string{externalids.Network: name})
 			if err != nil {
-				t.Fatalf("round %d, client %d: %v", round, i, err)
+				return "", err
 			}
-		}
-		if uuids[1] != uuids[0] || uuids[2] != uuids[0] {
-			t.Fatalf("round %d: clients disagree on the switch: %v", round, uuids)
-		}
+			return ls.UUID, nil
+		})
 		if n := len(named(committed[nbdb.LogicalSwitch](t, endpoint), switchName, name)); n != 1 {
 			t.Fatalf("round %d: switch %s exists %d times", round, name, n)
 		}
@@ -164,22 +178,13 @@ func TestEnsureSwitchRaceUnderHold(t *testing.T) {
 	endpoint := ovntest.StartNB(t)
 	clients := []*ovn.Northbound{connect(t, endpoint), connect(t, endpoint), connect(t, endpoint)}
 	ovntest.HoldNB(t, endpoint, 400*time.Millisecond)
-	uuids := make([]string, len(clients))
-	errs := concurrently(len(clients), func(i int) error {
-		ls, err := clients[i].EnsureSwitch(context.Background(), "held", nil)
-		if err == nil {
-			uuids[i] = ls.UUID
-		}
-		return err
-	})
-	for i, err := range errs {
+	raceForOne(t, "switch", clients, func(nb *ovn.Northbound) (string, error) {
+		ls, err := nb.EnsureSwitch(context.Background(), "held", nil)
 		if err != nil {
-			t.Fatalf("client %d: %v", i, err)
+			return "", err
 		}
-	}
-	if uuids[1] != uuids[0] || uuids[2] != uuids[0] {
-		t.Fatalf("clients disagree on the switch: %v", uuids)
-	}
+		return ls.UUID, nil
+	})
 	if n := len(named(committed[nbdb.LogicalSwitch](t, endpoint), switchName, "held")); n != 1 {
 		t.Fatalf("switch exists %d times", n)
 	}
