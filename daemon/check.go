@@ -69,7 +69,7 @@ func (d *Daemon) Check(ctx context.Context, req cniproto.Request) error {
 		return err
 	}
 	var routes []netns.Route
-	if r.conf.Topology == netconf.Layer3 {
+	if r.conf.Topology == netconf.Layer3 || r.conf.External != nil {
 		nw, err := d.networks.Get(ctx, r.conf)
 		if err != nil {
 			return err

@@ -22,6 +22,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/ovn-overlay/ovn-overlay/daemon/attachment"
+	"github.com/ovn-overlay/ovn-overlay/daemon/gateway"
 	"github.com/ovn-overlay/ovn-overlay/daemon/kube"
 	"github.com/ovn-overlay/ovn-overlay/daemon/metrics"
 	"github.com/ovn-overlay/ovn-overlay/daemon/network"
@@ -64,7 +65,12 @@ type Config struct {
 	// LeaseNamespace holds the Lease that elects the one daemon releasing
 	// deleted nodes (normally the DaemonSet's namespace).
 	LeaseNamespace string
-	Logger         *slog.Logger
+	// External are the physical networks networks with external
+	// connectivity may leave through; GatewayNode lets this node host
+	// their gateways (on the physical networks it maps).
+	External    gateway.Config
+	GatewayNode bool
+	Logger      *slog.Logger
 }
 
 // Daemon is a running node daemon.
@@ -211,6 +217,7 @@ func (d *Daemon) connect() error {
 		if err := d.build(chassis.EncapIP); err != nil {
 			return err
 		}
+		d.startGatewayAgent(chassis.SystemID)
 	}
 	if d.cfg.Kubeconfig != "" && d.kube == nil {
 		// Informers of a big cluster take longer to sync than a database
@@ -230,6 +237,7 @@ func (d *Daemon) build(encapIP netip.Addr) error {
 	d.networks = network.NewRegistry(d.nb, d.cfg.NodeName, d.log, network.Options{
 		WarmPorts: d.cfg.WarmPorts, BoundPorts: d.boundPorts,
 		Idle: d.cfg.NetworkIdle, InUse: func(name string) bool { return len(d.store.IDs(name)) > 0 },
+		External: d.cfg.External,
 	}, d.stop)
 	if err := d.buildStore(); err != nil {
 		d.store = nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/ovn-overlay/ovn-overlay/daemon/gateway"
 	"github.com/ovn-overlay/ovn-overlay/daemon/metrics"
 	"github.com/ovn-overlay/ovn-overlay/netconf"
 	"github.com/ovn-overlay/ovn-overlay/ovs"
@@ -62,4 +63,18 @@ func (d *Daemon) publishPhysicalNetworks() []string {
 		metrics.PhysicalNetworks.WithLabelValues(phys).Set(1)
 	}
 	return mapped
+}
+
+// startGatewayAgent makes this node a gateway chassis of every network's
+// gateway on the physical networks it maps, unless the operator said it
+// is not a gateway node.
+func (d *Daemon) startGatewayAgent(chassis string) {
+	if !d.cfg.GatewayNode {
+		return
+	}
+	agent := &gateway.Agent{
+		NB: d.nb, Chassis: chassis, Node: d.cfg.NodeName, Log: d.log.With("component", "gateway"),
+		Serves: func(phys string) bool { pb, ok := d.ovs.PhysicalNetwork(phys); return ok && pb.Exists },
+	}
+	go agent.Run(d.stop)
 }

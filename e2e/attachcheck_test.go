@@ -136,7 +136,7 @@ func cniCall(timeout time.Duration, n *sandbox.Node, command, containerID, netns
 // starts a new one.
 func restartDaemon(n *sandbox.Node) error {
 	daemons[n.Name].Kill()
-	d, err := n.StartDaemon(daemonBin, "-v")
+	d, err := n.StartDaemon(daemonBin, daemonArgs...)
 	if err != nil {
 		return err
 	}

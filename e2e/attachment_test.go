@@ -129,7 +129,7 @@ func TestAttachmentDelAfterRestartWithOVSPortGone(t *testing.T) {
 				return err == nil && up != "true", fmt.Sprintf("up=%q (%v)", up, err)
 			})
 			time.Sleep(500 * time.Millisecond) // let northd settle
-			d, err := n.StartDaemon(daemonBin, "-v")
+			d, err := n.StartDaemon(daemonBin, daemonArgs...)
 			if err != nil {
 				t.Fatalf("restart daemon: %v", err)
 			}

@@ -282,7 +282,7 @@ func TestDaemonRestartKeepsState(t *testing.T) {
 	first := podAddrs(t, mustAdd(t, p, "net1", conf))
 
 	daemons[n.Name].Kill()
-	d, err := n.StartDaemon(daemonBin, "-v")
+	d, err := n.StartDaemon(daemonBin, daemonArgs...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -183,7 +183,7 @@ func TestReleaseNodeFreesItsSubnetAndPorts(t *testing.T) {
 	// The node comes back: a restarted daemon cleans up the pod's local
 	// leftovers on DEL and claims a subnet again on the next ADD.
 	daemons[n.Name].Kill()
-	d, err := n.StartDaemon(daemonBin, "-v")
+	d, err := n.StartDaemon(daemonBin, daemonArgs...)
 	if err != nil {
 		t.Fatal(err)
 	}

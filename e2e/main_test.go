@@ -67,7 +67,7 @@ func run(m *testing.M) int {
 		cluster.Stop()
 	}()
 	for _, n := range cluster.Nodes {
-		p, err := n.StartDaemon(daemonBin, "-v")
+		p, err := n.StartDaemon(daemonBin, daemonArgs...)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "e2e: daemon:", err)
 			return 1

@@ -34,7 +34,7 @@ func TestSandboxNodeRestartsKeepDataplane(t *testing.T) {
 	for _, n := range c.Nodes {
 		// StartDaemonNoWait returns before the CNI socket exists; the
 		// caller waits for readiness itself.
-		if _, err := n.StartDaemonNoWait(daemonBin, "-v"); err != nil {
+		if _, err := n.StartDaemonNoWait(daemonBin, daemonArgs...); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -632,7 +632,7 @@ func TestDaemonRestartReusesWarmPorts(t *testing.T) {
 	old := waitWarm(t, network, n, warmN)
 
 	daemons[n.Name].Kill()
-	d, err := n.StartDaemon(daemonBin, "-v")
+	d, err := n.StartDaemon(daemonBin, daemonArgs...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,10 +27,9 @@ type External struct {
 // parseExternal reads external connectivity: the enhancement's
 // "has_external_connectivity": true asks for it, and so does any of this
 // plugin's external* keys.
-//
-// The gateway itself is not built yet (issue 14), so a config that asks
-// is refused after validation, as before; the validation already gives
-// the precise errors the finished feature will.
+// Where the gateway sits and which addresses it may take are the
+// operator's (the daemon's --external-network); the keys here only narrow
+// them.
 func parseExternal(r *raw, c *NetConf) error {
 	flag, err := boolField("has_external_connectivity", r.HasExternalConnectivity)
 	if err != nil {
@@ -62,7 +61,7 @@ func parseExternal(r *raw, c *NetConf) error {
 		return fieldErr(key, "", "needs \"subnets\": the gateway routes and SNATs the network's addresses", "add \"subnets\"")
 	}
 	c.External = &External{PhysicalNetwork: phys, GatewayIPs: ips, Prefixes: prefixes}
-	return fieldErr(key, "", "asks for external connectivity, which is not supported yet: secondary networks carry east/west traffic only", "remove the external connectivity fields, or set \"has_external_connectivity\" to false")
+	return nil
 }
 
 // askedBy names the key that asked for external connectivity, for errors

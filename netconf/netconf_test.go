@@ -64,9 +64,15 @@ func TestSpecExamples(t *testing.T) {
 	if !flat.Legacy || flat.Topology != Layer2 || flat.Subnets[0].CIDR.String() != "10.10.10.0/24" {
 		t.Errorf("fixed flat sample parsed as %+v", flat)
 	}
-	// ...and external connectivity is refused with a reason.
-	_, err = Parse([]byte(strings.Replace(enhancementExternal, "true,", "true", 1)))
-	assertFieldError(t, "fixed external sample", err, "has_external_connectivity", "remove")
+	// ...and so does the external one, with external connectivity on the
+	// operator's physical network.
+	ext, err := Parse([]byte(strings.Replace(enhancementExternal, "true,", "true", 1)))
+	if err != nil {
+		t.Fatalf("fixed external sample: %v", err)
+	}
+	if ext.Topology != Layer2 || ext.External == nil || ext.External.PhysicalNetwork != "" || ext.Subnets[0].CIDR.String() != "10.10.20.0/24" {
+		t.Errorf("fixed external sample parsed as %+v", ext)
+	}
 }
 
 func assertFieldError(t *testing.T, name string, err error, field, fixWord string) {
@@ -128,8 +134,6 @@ func TestInvalidConfigs(t *testing.T) {
 		{"persistent IPs on layer3", conf(`,"topology":"layer3","subnets":"10.0.0.0/16/24","allowPersistentIPs":true`), "allowPersistentIPs", "layer2"},
 		{"persistent IPs not bool", conf(`,"topology":"layer2","allowPersistentIPs":"yes"`), "allowPersistentIPs", "true or false"},
 		{"vlan out of range", conf(`,"topology":"localnet","vlanID":4095`), "vlanID", "802.1Q"},
-		{"external connectivity", conf(`,"topology":"layer2","subnets":"10.1.0.0/24","has_external_connectivity":true`), "has_external_connectivity", "remove"},
-		{"external gateway asked for", conf(`,"topology":"layer3","subnets":"10.1.0.0/16","externalGatewayIPs":"172.30.0.10"`), "externalGatewayIPs", "remove"},
 		{"external without subnets", conf(`,"topology":"layer2","has_external_connectivity":true`), "has_external_connectivity", "add \"subnets\""},
 		{"external on localnet", conf(`,"topology":"localnet","subnets":"10.1.0.0/24","externalPrefixes":"192.0.2.0/24"`), "externalPrefixes", "layer2 or layer3"},
 		{"external flag contradicts", conf(`,"topology":"layer2","subnets":"10.1.0.0/24","has_external_connectivity":false,"externalPrefixes":"192.0.2.0/24"`), "has_external_connectivity", "set it to true"},
@@ -302,6 +306,14 @@ func TestValidConfigs(t *testing.T) {
 		}},
 		{"legacy form with explicit layer2 and external connectivity false", []byte(`{"cniVersion":"0.3.1","name":"n","type":"ovn-kubernetes","topology":"layer2","subnet":"10.10.10.0/24","has_external_connectivity":false}`), func(c *NetConf) bool {
 			return c.Legacy && c.Topology == Layer2 && c.Type == "ovn-kubernetes"
+		}},
+		{"external connectivity", conf(`,"topology":"layer2","subnets":"10.1.0.0/24","has_external_connectivity":true`), func(c *NetConf) bool {
+			return c.External != nil && c.External.PhysicalNetwork == "" && c.External.GatewayIPs == nil && c.External.Prefixes == nil
+		}},
+		{"external fields alone ask for it", conf(`,"topology":"layer3","subnets":"10.1.0.0/16","externalPhysicalNetworkName":"dc","externalGatewayIPs":"172.30.0.10, fd00:30::10","externalPrefixes":"192.0.2.0/24,198.51.100.7/24"`), func(c *NetConf) bool {
+			x := c.External
+			return x != nil && x.PhysicalNetwork == "dc" && fmt.Sprint(x.GatewayIPs) == "[172.30.0.10 fd00:30::10]" && fmt.Sprint(x.Prefixes) == "[192.0.2.0/24 198.51.100.0/24]" &&
+				noted(c, "host bits")
 		}},
 		{"legacy form without subnet", []byte(`{"cniVersion":"0.3.1","name":"n","type":"ovn-kubernetes","has_external_connectivity":false}`), func(c *NetConf) bool {
 			return c.Legacy && c.Topology == Layer2 && len(c.Subnets) == 0

@@ -47,7 +47,8 @@ type GatewayPool struct {
 
 // GatewaySpec is one network's gateway.
 type GatewaySpec struct {
-	Network string
+	Network         string
+	PhysicalNetwork string
 	// Router is the network's router and External the physical
 	// network's shared external switch, both as cached.
 	Router   *nbdb.LogicalRouter
@@ -55,7 +56,9 @@ type GatewaySpec struct {
 	// PortName names the gateway router port; its end on the external
 	// switch is PortName + "-lsp".
 	PortName string
-	MAC      string
+	// MAC of the gateway port; "": derived from its address (0a:58 and
+	// the IPv4 address, as pod MACs are), unique on the physical network.
+	MAC string
 	// Requested is the network's own gateway address; invalid: pick the
 	// first free one of Pool.
 	Requested netip.Addr
@@ -175,9 +178,14 @@ func (nb *Northbound) createGateway(ctx context.Context, g GatewaySpec, external
 	if err != nil {
 		return err
 	}
-	ids := map[string]string{externalids.Network: g.Network, externalids.GatewayIP: addr.String()}
+	ids := map[string]string{externalids.Network: g.Network, externalids.GatewayIP: addr.String(),
+		externalids.PhysicalNetwork: g.PhysicalNetwork, externalids.Switch: external.Name}
+	mac := g.MAC
+	if mac == "" {
+		mac = macOf(addr)
+	}
 	lrp := &nbdb.LogicalRouterPort{
-		UUID: "newgwlrp", Name: g.PortName, MAC: g.MAC,
+		UUID: "newgwlrp", Name: g.PortName, MAC: mac,
 		Networks:    []string{netip.PrefixFrom(addr, g.Pool.Subnet.Bits()).String()},
 		ExternalIDs: owned(ids),
 	}
@@ -250,17 +258,55 @@ func defaultPrefix(addr netip.Addr) netip.Prefix {
 	return netip.MustParsePrefix("::/0")
 }
 
-// JoinGateway makes chassis one of the gateway port's gateway chassis,
-// with priority (OVN makes the highest-priority live one active and
-// moves the port by BFD when it fails). Idempotent: the Gateway_Chassis
-// row is named after port and chassis, and created only if absent.
-func (nb *Northbound) JoinGateway(ctx context.Context, portName, chassis string, priority int) error {
+// GatewayPort is a network's gateway port as the cache shows it.
+type GatewayPort struct {
+	Name, UUID      string
+	Network         string
+	PhysicalNetwork string
+	// Chassis maps the chassis names of the port's gateway chassis rows to
+	// their priorities.
+	Chassis map[string]int
+}
+
+// GatewayPorts lists every network's gateway port.
+func (nb *Northbound) GatewayPorts() ([]GatewayPort, error) {
+	var lrps []nbdb.LogicalRouterPort
+	if err := nb.client.WhereCache(func(p *nbdb.LogicalRouterPort) bool {
+		return p.ExternalIDs[externalids.GatewayIP] != ""
+	}).List(context.Background(), &lrps); err != nil {
+		return nil, err
+	}
+	out := make([]GatewayPort, 0, len(lrps))
+	for _, p := range lrps {
+		g := GatewayPort{Name: p.Name, UUID: p.UUID, Network: p.ExternalIDs[externalids.Network],
+			PhysicalNetwork: p.ExternalIDs[externalids.PhysicalNetwork], Chassis: map[string]int{}}
+		for _, u := range p.GatewayChassis {
+			gc := &nbdb.GatewayChassis{UUID: u}
+			if err := nb.client.Get(context.Background(), gc); err == nil {
+				g.Chassis[gc.ChassisName] = gc.Priority
+			}
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+// JoinGateway makes chassis (of node) one of the gateway port's gateway
+// chassis, with priority: OVN binds the port on the highest-priority live
+// one and moves it by BFD when that one fails. Idempotent: the
+// Gateway_Chassis row is named after port and chassis and created only if
+// absent, so each node adds only its own row and never rewrites another's.
+func (nb *Northbound) JoinGateway(ctx context.Context, portName, chassis, node string, priority int) error {
 	lrp, ok := nb.RouterPort(portName)
 	if !ok {
 		return fmt.Errorf("gateway port %s is not in the NB cache", portName)
 	}
 	name := portName + "-" + chassis
-	gc := &nbdb.GatewayChassis{UUID: "newgc", Name: name, ChassisName: chassis, Priority: priority, ExternalIDs: owned(nil)}
+	if nb.client.Get(ctx, &nbdb.GatewayChassis{Name: name}) == nil {
+		return nil
+	}
+	gc := &nbdb.GatewayChassis{UUID: "newgc", Name: name, ChassisName: chassis, Priority: priority,
+		ExternalIDs: owned(map[string]string{externalids.Node: node, externalids.Network: lrp.ExternalIDs[externalids.Network]})}
 	create, err := nb.client.Create(gc)
 	if err != nil {
 		return err
@@ -270,45 +316,37 @@ func (nb *Northbound) JoinGateway(ctx context.Context, portName, chassis string,
 	if err != nil {
 		return err
 	}
-	err = nb.createUnique(ctx, nbdb.GatewayChassisTable, name, nil, func() bool { return false }, append(create, attach...)...)
+	inCache := func() bool {
+		return nb.client.Get(ctx, &nbdb.GatewayChassis{Name: name}) == nil
+	}
+	err = nb.createUnique(ctx, nbdb.GatewayChassisTable, name, nil, inCache, append(create, attach...)...)
 	if errors.Is(err, ErrConflict) {
 		return nil // already a gateway chassis of the port
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("join gateway %s as chassis %s: %w", portName, chassis, err)
+	}
+	return nil
 }
 
 // GatewayChassis lists the chassis names of a gateway port's gateway
-// chassis rows, read from the server (the table is not monitored).
-func (nb *Northbound) GatewayChassis(ctx context.Context, portName string) ([]string, error) {
-	lrp, ok := nb.RouterPort(portName)
-	if !ok {
-		return nil, fmt.Errorf("gateway port %s is not in the NB cache", portName)
-	}
-	var ops []ovsdb.Operation
-	for _, u := range lrp.GatewayChassis {
-		ops = append(ops, ovsdb.Operation{
-			Op: ovsdb.OperationSelect, Table: nbdb.GatewayChassisTable,
-			Where:   []ovsdb.Condition{{Column: "_uuid", Function: ovsdb.ConditionEqual, Value: ovsdb.UUID{GoUUID: u}}},
-			Columns: []string{"chassis_name"},
-		})
-	}
-	if len(ops) == 0 {
-		return nil, nil
-	}
-	res, err := nb.transact(ctx, ops)
+// chassis rows, sorted.
+func (nb *Northbound) GatewayChassis(portName string) ([]string, error) {
+	ports, err := nb.GatewayPorts()
 	if err != nil {
 		return nil, err
 	}
-	var out []string
-	for _, r := range res {
-		for _, row := range r.Rows {
-			if name, ok := row["chassis_name"].(string); ok {
-				out = append(out, name)
+	for _, p := range ports {
+		if p.Name == portName {
+			var out []string
+			for c := range p.Chassis {
+				out = append(out, c)
 			}
+			slices.Sort(out)
+			return out, nil
 		}
 	}
-	slices.Sort(out)
-	return out, nil
+	return nil, fmt.Errorf("gateway port %s is not in the NB cache", portName)
 }
 
 // RouterLink joins a switch to a router: a router port with the given
@@ -357,4 +395,11 @@ func (nb *Northbound) createRouterLink(ctx context.Context, l RouterLink) error 
 	}
 	ops := append(append(create, toRouter...), toSwitch...)
 	return nb.createUnique(ctx, nbdb.LogicalRouterPortTable, l.PortName, nil, func() bool { _, ok := nb.RouterPort(l.PortName); return ok }, ops...)
+}
+
+// macOf is the locally administered MAC derived from addr: 0a:58 and the
+// IPv4 address, or the last four bytes of an IPv6 one.
+func macOf(addr netip.Addr) string {
+	b := addr.As16()
+	return fmt.Sprintf("0a:58:%02x:%02x:%02x:%02x", b[12], b[13], b[14], b[15])
 }

@@ -49,12 +49,15 @@ type Northbound struct {
 	// up instead of polling it.
 	mu      sync.Mutex
 	changed chan struct{}
+	// routerPorts is closed at the next router port or gateway chassis
+	// change, like changed.
+	routerPorts chan struct{}
 }
 
 // ConnectNorthbound connects to endpoint ("unix:/path" or "tcp:host:port")
-// and monitors the switches, ports, routers, router ports and address sets
-// owned by ovn-overlay. Only owned rows are cached, so memory does not grow with
-// ports that other systems put in the same NB.
+// and monitors the switches, ports, routers, router ports, address sets and
+// gateway chassis owned by ovn-overlay. Only owned rows are cached, so
+// memory does not grow with ports that other systems put in the same NB.
 func ConnectNorthbound(ctx context.Context, endpoint string, logger logr.Logger, options ...Option) (*Northbound, error) {
 	dbModel, err := nbdb.FullDatabaseModel()
 	if err != nil {
@@ -77,7 +80,7 @@ func ConnectNorthbound(ctx context.Context, endpoint string, logger logr.Logger,
 	if err := c.Connect(ctx); err != nil {
 		return nil, fmt.Errorf("connect to NB %s: %w", endpoint, explainSchema("OVN Northbound", err))
 	}
-	nb := &Northbound{client: c, changed: make(chan struct{})}
+	nb := &Northbound{client: c, changed: make(chan struct{}), routerPorts: make(chan struct{})}
 	c.Cache().AddEventHandler(&cache.EventHandlerFuncs{
 		AddFunc:    func(table string, _ model.Model) { nb.notify(table) },
 		UpdateFunc: func(table string, _, _ model.Model) { nb.notify(table) },
@@ -87,6 +90,7 @@ func ConnectNorthbound(ctx context.Context, endpoint string, logger logr.Logger,
 	ls, lsp := &nbdb.LogicalSwitch{}, &nbdb.LogicalSwitchPort{}
 	lr, lrp := &nbdb.LogicalRouter{}, &nbdb.LogicalRouterPort{}
 	as := &nbdb.AddressSet{}
+	gc := &nbdb.GatewayChassis{}
 	// Each table: the rows we own, the model's columns.
 	ownedRows := func(m model.Model, externalIDs *map[string]string) client.MonitorOption {
 		return client.WithConditionalTable(m, []model.Condition{{Field: externalIDs, Function: ovsdb.ConditionIncludes, Value: owned}}, Columns(m)...)
@@ -97,6 +101,7 @@ func ConnectNorthbound(ctx context.Context, endpoint string, logger logr.Logger,
 		ownedRows(lr, &lr.ExternalIDs),
 		ownedRows(lrp, &lrp.ExternalIDs),
 		ownedRows(as, &as.ExternalIDs),
+		ownedRows(gc, &gc.ExternalIDs),
 	))
 	if err != nil {
 		c.Close()
@@ -146,13 +151,24 @@ func (nb *Northbound) AddPortHandler(h PortHandler) {
 }
 
 func (nb *Northbound) notify(table string) {
-	if table != nbdb.LogicalSwitchTable && table != nbdb.LogicalRouterTable {
-		return
-	}
 	nb.mu.Lock()
-	close(nb.changed)
-	nb.changed = make(chan struct{})
-	nb.mu.Unlock()
+	defer nb.mu.Unlock()
+	switch table {
+	case nbdb.LogicalSwitchTable, nbdb.LogicalRouterTable:
+		close(nb.changed)
+		nb.changed = make(chan struct{})
+	case nbdb.LogicalRouterPortTable, nbdb.GatewayChassisTable:
+		close(nb.routerPorts)
+		nb.routerPorts = make(chan struct{})
+	}
+}
+
+// RouterPortsChanged returns a channel closed at the next change of any
+// owned router port or gateway chassis in the cache.
+func (nb *Northbound) RouterPortsChanged() <-chan struct{} {
+	nb.mu.Lock()
+	defer nb.mu.Unlock()
+	return nb.routerPorts
 }
 
 // Changed returns a channel closed at the next change of any owned

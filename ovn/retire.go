@@ -89,18 +89,19 @@ func (nb *Northbound) ReleaseNodeShare(ctx context.Context, s NodeShare) error {
 	return nil
 }
 
-// DeleteNetworkIfUnused deletes a network's switch (layer2) or router
-// (layer3) and its address sets if nothing of any node is left on it: no
-// port on the switch, no claim and no port on the router. It reports
-// whether it deleted them.
+// DeleteNetworkIfUnused deletes a network's shared rows if nothing of any
+// node is left on them: its switch (layer2, localnet) with nothing but its
+// localnet port or router link, its router (layer3, and layer2 with
+// external connectivity) with no node's claim or port, the router's
+// gateway (its switch end leaves the shared external switch in the same
+// transaction), and its empty address sets. It reports whether it deleted
+// them.
 func (nb *Northbound) DeleteNetworkIfUnused(ctx context.Context, network string, ls *nbdb.LogicalSwitch, lr *nbdb.LogicalRouter) (bool, error) {
-	zero := 0
+	if (ls == nil && lr == nil) || (ls != nil && !nb.holdsNoAttachment(ls)) || (lr != nil && !nb.routerHoldsNoNode(lr)) {
+		return false, nil
+	}
 	var ops []ovsdb.Operation
-	switch {
-	case ls != nil:
-		if !nb.holdsNoAttachment(ls) {
-			return false, nil
-		}
+	if ls != nil {
 		w, err := nb.portSetGuard(ls)
 		if err != nil {
 			return false, err
@@ -110,22 +111,27 @@ func (nb *Northbound) DeleteNetworkIfUnused(ctx context.Context, network string,
 			return false, err
 		}
 		ops = append(append(ops, w...), del...)
-	case lr != nil:
-		if len(NodeClaims(lr)) > 0 || len(lr.Ports) > 0 {
-			return false, nil
-		}
+	}
+	if lr != nil {
+		zero := 0
 		g := &nbdb.LogicalRouter{UUID: lr.UUID, ExternalIDs: lr.ExternalIDs, Ports: lr.Ports}
 		w, err := nb.client.Where(g).Wait(ovsdb.WaitConditionEqual, &zero, g, &g.ExternalIDs, &g.Ports)
 		if err != nil {
 			return false, err
 		}
+		// Router ports, NAT rows and routes are not root rows: they go
+		// with the router. The gateway's switch end is on a switch that
+		// stays, so it leaves it explicitly.
 		del, err := nb.client.Where(&nbdb.LogicalRouter{UUID: lr.UUID}).Delete()
 		if err != nil {
 			return false, err
 		}
 		ops = append(append(ops, w...), del...)
-	default:
-		return false, nil
+		leave, err := nb.leaveExternalSwitches(lr)
+		if err != nil {
+			return false, err
+		}
+		ops = append(ops, leave...)
 	}
 	var sets []nbdb.AddressSet
 	if err := nb.client.WhereCache(func(as *nbdb.AddressSet) bool {
@@ -144,6 +150,33 @@ func (nb *Northbound) DeleteNetworkIfUnused(ctx context.Context, network string,
 		return false, fmt.Errorf("delete unused network %s: %w", network, err)
 	}
 	return true, nil
+}
+
+// leaveExternalSwitches removes the switch ends of lr's gateway ports from
+// the external switches they are on.
+func (nb *Northbound) leaveExternalSwitches(lr *nbdb.LogicalRouter) ([]ovsdb.Operation, error) {
+	var ops []ovsdb.Operation
+	for _, uuid := range lr.Ports {
+		lrp := &nbdb.LogicalRouterPort{UUID: uuid}
+		if nb.client.Get(context.Background(), lrp) != nil || lrp.ExternalIDs[externalids.GatewayIP] == "" {
+			continue
+		}
+		end, ok := nb.Port(lrp.Name + "-lsp")
+		if !ok {
+			continue
+		}
+		ext, ok := nb.Switch(lrp.ExternalIDs[externalids.Switch])
+		if !ok || !slices.Contains(ext.Ports, end.UUID) {
+			continue
+		}
+		sw := &nbdb.LogicalSwitch{UUID: ext.UUID}
+		m, err := nb.client.Where(sw).Mutate(sw, model.Mutation{Field: &sw.Ports, Mutator: ovsdb.MutateOperationDelete, Value: []string{end.UUID}})
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, m...)
+	}
+	return ops, nil
 }
 
 // NodeNetworks lists the networks a node holds rows of in the cache: warm
@@ -188,7 +221,7 @@ func (nb *Northbound) EmptyNetworks() []string {
 	}
 	var routers []nbdb.LogicalRouter
 	_ = nb.client.WhereCache(func(lr *nbdb.LogicalRouter) bool {
-		return lr.ExternalIDs[externalids.Network] != "" && len(lr.Ports) == 0 && len(NodeClaims(lr)) == 0
+		return lr.ExternalIDs[externalids.Network] != "" && nb.routerHoldsNoNode(lr)
 	}).List(context.Background(), &routers)
 	for _, lr := range routers {
 		out = append(out, lr.ExternalIDs[externalids.Network])
@@ -197,10 +230,27 @@ func (nb *Northbound) EmptyNetworks() []string {
 }
 
 // holdsNoAttachment reports whether a shared switch has no port but its
-// own localnet port: no pod of any node, and no port of another system.
+// own localnet port or router link: no pod of any node, and no port of
+// another system.
 func (nb *Northbound) holdsNoAttachment(ls *nbdb.LogicalSwitch) bool {
 	for _, uuid := range ls.Ports {
-		if lsp, ok := nb.PortByUUID(uuid); !ok || !IsLocalnet(lsp) {
+		if lsp, ok := nb.PortByUUID(uuid); !ok || !(IsLocalnet(lsp) || lsp.Type == "router") {
+			return false
+		}
+	}
+	return true
+}
+
+// routerHoldsNoNode reports whether a network's router has no node's
+// subnet claim and no node's port: what is left is the network's own
+// (a gateway port, a layer2 switch's link).
+func (nb *Northbound) routerHoldsNoNode(lr *nbdb.LogicalRouter) bool {
+	if len(NodeClaims(lr)) > 0 {
+		return false
+	}
+	for _, uuid := range lr.Ports {
+		lrp := &nbdb.LogicalRouterPort{UUID: uuid}
+		if nb.client.Get(context.Background(), lrp) != nil || lrp.ExternalIDs[externalids.Node] != "" {
 			return false
 		}
 	}

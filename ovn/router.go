@@ -3,6 +3,7 @@ package ovn
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/ovn-org/libovsdb/model"
@@ -191,7 +192,12 @@ func (nb *Northbound) ReleaseNode(ctx context.Context, node string) (string, err
 			ops = append(ops, m...)
 		}
 	}
-	summary = append(summary, fmt.Sprintf("%d pod ports", ports), fmt.Sprintf("%d warm ports", warm))
+	gateways, err := nb.leaveGateways(ctx, node)
+	if err != nil {
+		return "", err
+	}
+	ops = append(ops, gateways...)
+	summary = append(summary, fmt.Sprintf("%d pod ports", ports), fmt.Sprintf("%d warm ports", warm), fmt.Sprintf("%d gateways left", len(gateways)))
 	if len(ops) == 0 {
 		return "nothing owned by node " + node, nil
 	}
@@ -224,8 +230,8 @@ func portIPs(lsp *nbdb.LogicalSwitchPort) []string {
 	return out
 }
 
-// NodesWithRows lists the nodes that own rows in the cache: pods' ports and
-// layer3 claims.
+// NodesWithRows lists the nodes that own rows in the cache: pods' ports,
+// layer3 claims, gateway chassis.
 func (nb *Northbound) NodesWithRows() []string {
 	seen := map[string]bool{}
 	var ports []nbdb.LogicalSwitchPort
@@ -242,9 +248,52 @@ func (nb *Northbound) NodesWithRows() []string {
 			seen[n] = true
 		}
 	}
+	var gcs []nbdb.GatewayChassis
+	_ = nb.client.List(context.Background(), &gcs)
+	for _, gc := range gcs {
+		if n := gc.ExternalIDs[externalids.Node]; n != "" {
+			seen[n] = true
+		}
+	}
 	out := make([]string, 0, len(seen))
 	for n := range seen {
 		out = append(out, n)
 	}
 	return out
+}
+
+// leaveGateways takes node off every gateway port's gateway chassis: the
+// Gateway_Chassis rows are not root rows, so dropping the reference
+// deletes them.
+func (nb *Northbound) leaveGateways(ctx context.Context, node string) ([]ovsdb.Operation, error) {
+	var mine []nbdb.GatewayChassis
+	if err := nb.client.WhereCache(func(gc *nbdb.GatewayChassis) bool { return gc.ExternalIDs[externalids.Node] == node }).List(ctx, &mine); err != nil {
+		return nil, err
+	}
+	if len(mine) == 0 {
+		return nil, nil
+	}
+	var lrps []nbdb.LogicalRouterPort
+	if err := nb.client.WhereCache(func(p *nbdb.LogicalRouterPort) bool { return len(p.GatewayChassis) > 0 }).List(ctx, &lrps); err != nil {
+		return nil, err
+	}
+	var ops []ovsdb.Operation
+	for _, p := range lrps {
+		var drop []string
+		for _, gc := range mine {
+			if slices.Contains(p.GatewayChassis, gc.UUID) {
+				drop = append(drop, gc.UUID)
+			}
+		}
+		if len(drop) == 0 {
+			continue
+		}
+		m := &nbdb.LogicalRouterPort{UUID: p.UUID}
+		mut, err := nb.client.Where(m).Mutate(m, model.Mutation{Field: &m.GatewayChassis, Mutator: ovsdb.MutateOperationDelete, Value: drop})
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, mut...)
+	}
+	return ops, nil
 }

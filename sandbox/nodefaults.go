@@ -17,8 +17,22 @@ import (
 // that care wait for what they need (ovn-installed, a ping).
 func (n *Node) RestartOVNController() error {
 	n.controller.stop(false)
-	return n.cluster.startService(n.controller, true)
+	return n.StartOVNController()
 }
+
+// KillOVNController kills the node's ovn-controller (SIGKILL, by pid), as
+// a crash or an OOM kill would, and leaves it down until
+// StartOVNController.
+func (n *Node) KillOVNController() { n.controller.stop(true) }
+
+// StartOVNController starts the node's ovn-controller again with the same
+// arguments.
+func (n *Node) StartOVNController() error { return n.cluster.startService(n.controller, true) }
+
+// KillVSwitchd kills the node's ovs-vswitchd (SIGKILL, by pid) and leaves
+// it down until StartVSwitchd: the node's datapath, its tunnels and their
+// BFD sessions are gone, as when a node fails.
+func (n *Node) KillVSwitchd() { n.vswitchd.stop(true) }
 
 // RestartVSwitchd stops the node's ovs-vswitchd (SIGTERM, then SIGKILL, by
 // pid) and starts it again with the same arguments. br-int's and br-phy's
@@ -31,6 +45,12 @@ func (n *Node) RestartOVNController() error {
 // its internal device was re-created).
 func (n *Node) RestartVSwitchd() error {
 	n.vswitchd.stop(false)
+	return n.StartVSwitchd()
+}
+
+// StartVSwitchd starts the node's ovs-vswitchd with the same arguments and
+// returns once it has re-created the bridges (see RestartVSwitchd).
+func (n *Node) StartVSwitchd() error {
 	if err := n.cluster.startService(n.vswitchd, true); err != nil {
 		return err
 	}

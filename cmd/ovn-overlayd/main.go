@@ -15,6 +15,7 @@ import (
 
 	"github.com/ovn-overlay/ovn-overlay/cniproto"
 	"github.com/ovn-overlay/ovn-overlay/daemon"
+	"github.com/ovn-overlay/ovn-overlay/daemon/gateway"
 )
 
 func main() {
@@ -36,6 +37,9 @@ func main() {
 	flag.IntVar(&cfg.WarmPorts, "warm-ports", 8, "pre-provisioned logical switch ports kept per network on this node, so ADD only binds one (0: off; see docs/performance.md)")
 	flag.DurationVar(&cfg.NetworkIdle, "network-idle", 10*time.Minute,
 		"give back a network this node has had no pod on for this long (its warm ports and layer3 subnet claim; the last node removes the network's rows); 0: never")
+	flag.Var(&cfg.External, gateway.FlagName,
+		"a physical network that networks with external connectivity leave through, repeatable (the first is the default): <physical network>,subnet=<CIDR>,gateways=<first>-<last>[,next-hop=<IP>][,prefix=<CIDR>]... (see README, External connectivity)")
+	flag.BoolVar(&cfg.GatewayNode, "gateway-node", true, "host networks' gateways on the physical networks this node maps in ovn-bridge-mappings (false: never a gateway)")
 	verbose := flag.Bool("v", false, "debug logging")
 	flag.Parse()
 	// The heap is mostly the OVSDB caches, which live as long as the

@@ -57,3 +57,25 @@ func addressSetName(network, namespace string, ipv6 bool) string {
 	}
 	return "ovn_overlay_" + hex.EncodeToString(sum[:])[:16] + "_" + family
 }
+
+// externalSwitchName is the shared switch of a physical network that
+// networks' gateway ports sit on, and externalLocalnetPortName its port
+// to the physical network.
+func externalSwitchName(physicalNetwork string) string {
+	return "ovn-overlay.external." + physicalNetwork
+}
+
+func externalLocalnetPortName(physicalNetwork string) string {
+	return externalSwitchName(physicalNetwork) + ".physnet"
+}
+
+// gatewayPortName is a network's gateway port on the external switch.
+func gatewayPortName(network string) string {
+	return "ovn-overlay." + network + ".gateway"
+}
+
+// layer2RouterPortName is the router's port on a layer2 network's switch
+// (the network has a router only for external connectivity).
+func layer2RouterPortName(network string) string {
+	return "ovn-overlay." + network + ".rtos"
+}

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ovn-overlay/ovn-overlay/daemon/gateway"
 	"github.com/ovn-overlay/ovn-overlay/daemon/ipam"
 	"github.com/ovn-overlay/ovn-overlay/daemon/metrics"
 	"github.com/ovn-overlay/ovn-overlay/externalids"
@@ -38,11 +39,17 @@ type Network struct {
 	// localnetPort is the switch's port to the physical network
 	// (localnet only).
 	localnetPort string
-	// Layer3 only: this node's subnets, their gateways (the router port's
+	// Layer3: this node's subnets, their gateways (the router port's
 	// addresses) and the pod routes to the whole network through them.
+	// Layer2 with external connectivity: the router's addresses, and the
+	// routes to the external prefixes.
 	nodeSubnets []netip.Prefix
 	gateways    []netip.Addr
 	routes      []netns.Route
+	// externalIP is the network's gateway address on the external
+	// physical network (external connectivity only): what external hosts
+	// see as its pods' source.
+	externalIP netip.Addr
 	// pool indexes addresses. Without subnets it has no ranges and only
 	// guards requested static addresses against duplicates.
 	pool *ipam.Pool
@@ -101,6 +108,9 @@ type Options struct {
 	// bound to (iface-id): warm ports among them were handed to an ADD
 	// that died before relabelling, and must not be offered again.
 	BoundPorts func() []string
+	// External are the physical networks networks with external
+	// connectivity may leave through (the operator's --external-network).
+	External gateway.Config
 }
 
 // NewRegistry returns an empty registry that follows the NB's port events
@@ -216,6 +226,9 @@ func (ns *Registry) Get(ctx context.Context, conf *netconf.NetConf) (*Network, e
 	default:
 		err = fmt.Errorf("topology %q: %w", conf.Topology, ErrNotSupported)
 	}
+	if err == nil && conf.External != nil {
+		err = ns.setUpExternal(ctx, n)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("network %s: %w", conf.Name, err)
 	}
@@ -319,7 +332,11 @@ func (ns *Registry) setUpSharedSwitch(ctx context.Context, n *Network, name stri
 	for _, s := range n.conf.Subnets {
 		subnets = append(subnets, s.CIDR)
 	}
-	n.pool = ipam.NewPool(subnets, n.conf.ExcludeSubnets)
+	excluded := append([]netip.Prefix(nil), n.conf.ExcludeSubnets...)
+	for _, a := range routerLinkAddrs(n.conf) {
+		excluded = append(excluded, netip.PrefixFrom(a.Addr(), a.Addr().BitLen()))
+	}
+	n.pool = ipam.NewPool(subnets, excluded)
 	n.pool.SetStaticOnly(n.conf.ReservedSubnets)
 	return ls, nil
 }
@@ -498,8 +515,13 @@ func (n *Network) Routes() []netns.Route { return n.routes }
 // the network is a localnet.
 func (n *Network) LocalnetPort() string { return n.localnetPort }
 
-// Gateways are this node's gateways on the network (layer3).
+// Gateways are this node's gateways on the network (layer3, and layer2
+// with external connectivity).
 func (n *Network) Gateways() []netip.Addr { return n.gateways }
+
+// ExternalIP is the network's gateway address on the external physical
+// network; invalid without external connectivity.
+func (n *Network) ExternalIP() netip.Addr { return n.externalIP }
 
 // PinClaim keeps a persistent-IP claim's addresses reserved.
 func (n *Network) PinClaim(key string, addrs []netip.Addr) { n.pool.Pin(key, addrs) }

@@ -160,7 +160,7 @@ func TestJoinGatewayOncePerChassis(t *testing.T) {
 	waitRouterPort(t, clients, "ha.gw")
 	for round := range 2 {
 		errs := concurrently(len(clients), func(i int) error {
-			return clients[i].JoinGateway(ctx, "ha.gw", fmt.Sprintf("node%d", i), 10+i)
+			return clients[i].JoinGateway(ctx, "ha.gw", fmt.Sprintf("chassis%d", i), fmt.Sprintf("node%d", i), 10+i)
 		})
 		for i, err := range errs {
 			if err != nil {
@@ -168,12 +168,13 @@ func TestJoinGatewayOncePerChassis(t *testing.T) {
 			}
 		}
 	}
-	chassis, err := clients[0].GatewayChassis(ctx, "ha.gw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(chassis, []string{"node0", "node1", "node2"}) {
-		t.Fatalf("gateway chassis %v, want node0..node2 once each", chassis)
+	var chassis []string
+	eventually(t, "three gateway chassis in the cache", func() bool {
+		chassis, _ = clients[0].GatewayChassis("ha.gw")
+		return len(chassis) == 3
+	})
+	if !slices.Equal(chassis, []string{"chassis0", "chassis1", "chassis2"}) {
+		t.Fatalf("gateway chassis %v, want chassis0..chassis2 once each", chassis)
 	}
 	if n := len(committed[nbdb.GatewayChassis](t, endpoint)); n != 3 {
 		t.Fatalf("%d Gateway_Chassis rows, want 3", n)

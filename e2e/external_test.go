@@ -1,0 +1,164 @@
+package e2e
+
+import (
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ovn-overlay/ovn-overlay/sandbox"
+)
+
+// The sandbox's external network, on the physical network "datacenter":
+// the external host is its router (extNextHop) and also holds extFar, a
+// destination beyond the external subnet. Gateways take addresses from
+// .10-.99. The host has no route to any tenant subnet: tenants reach it only
+// through their gateway's SNAT.
+const (
+	extSubnet  = "172.30.0.0/24"
+	extNextHop = "172.30.0.1"
+	extFar     = "198.51.100.1"
+)
+
+var (
+	externalNetworkFlag = physnet + ",subnet=" + extSubnet + ",gateways=172.30.0.10-172.30.0.99,next-hop=" + extNextHop
+	// daemonArgs are what every e2e daemon runs with.
+	daemonArgs   = []string{"-v", "--external-network=" + externalNetworkFlag}
+	gatewayRange = [2]netip.Addr{netip.MustParseAddr("172.30.0.10"), netip.MustParseAddr("172.30.0.99")}
+)
+
+// externalRouter readies the external host as the external network's
+// router and returns it.
+func externalRouter(t *testing.T) *sandbox.ExternalHost {
+	t.Helper()
+	ext := external(t)
+	for _, p := range []string{extNextHop + "/24", extFar + "/32"} {
+		if err := ext.AddAddress(0, netip.MustParsePrefix(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ext
+}
+
+// externalConfig is a layer2 or layer3 config with external connectivity.
+func externalConfig(name, topology, subnets string, extra map[string]any) []byte {
+	conf := map[string]any{"topology": topology, "has_external_connectivity": true}
+	for k, v := range extra {
+		conf[k] = v
+	}
+	return layer2Config(name, subnets, conf)
+}
+
+// gatewayIP is network's gateway address on the external network, read
+// from the NB.
+func gatewayIP(t *testing.T, network string) netip.Addr {
+	t.Helper()
+	out := strings.Trim(nbctl(t, "--bare", "--columns=networks", "find", "Logical_Router_Port", "name=ovn-overlay."+network+".gateway"), " \n\"")
+	p, err := netip.ParsePrefix(out)
+	if err != nil {
+		t.Fatalf("gateway port of %s: networks %q: %v", network, out, err)
+	}
+	return p.Addr()
+}
+
+// sourceSeenByExternal opens a TCP connection from the pod to the external
+// host's dst and returns the source address the host saw.
+func sourceSeenByExternal(t *testing.T, p *testPod, ext *sandbox.ExternalHost, dst netip.Addr) netip.Addr {
+	t.Helper()
+	var l net.Listener
+	if err := sandbox.InNetns(ext.NetnsPath, func() (err error) {
+		l, err = net.Listen("tcp", netip.AddrPortFrom(dst, 0).String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = io.WriteString(c, c.RemoteAddr().String())
+			c.Close()
+		}
+	}()
+	var seen string
+	var err error
+	for attempt := 0; attempt < 3; attempt++ { // the first packets may wait on ARP and the gateway's binding
+		err = sandbox.InNetns(p.NetnsPath, func() error {
+			c, err := net.DialTimeout("tcp", l.Addr().String(), 3*time.Second)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+			b, err := io.ReadAll(c)
+			seen = string(b)
+			return err
+		})
+		if err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("TCP %s -> external host %s: %v", p.Name, l.Addr(), err)
+	}
+	ap, err := netip.ParseAddrPort(seen)
+	if err != nil {
+		t.Fatalf("external host reported peer %q: %v", seen, err)
+	}
+	return ap.Addr()
+}
+
+// TestExternalConnectivity: pods on both nodes of a layer2 and of a layer3
+// overlay reach the external host over TCP, which sees the network's
+// gateway address; the pods get routes to the external subnet (and no
+// default route); pod-to-pod traffic stays on geneve.
+func TestExternalConnectivity(t *testing.T) {
+	ext := externalRouter(t)
+	for _, tc := range []struct{ topology, subnets string }{
+		{"layer2", "10.80.0.0/24"},
+		{"layer3", "10.81.0.0/16/24"},
+	} {
+		t.Run(tc.topology, func(t *testing.T) {
+			network := "ext-" + tc.topology + "-" + randomID()[:4]
+			conf := externalConfig(network, tc.topology, tc.subnets, nil)
+			a, b := newPod(t, node(t, 0), "ext"), newPod(t, node(t, 1), "ext")
+			resA, resB := mustAdd(t, a, "net1", conf), mustAdd(t, b, "net1", conf)
+			t.Cleanup(func() { mustDel(t, a, "net1", conf); mustDel(t, b, "net1", conf) })
+			gw := gatewayIP(t, network)
+			if gw.Less(gatewayRange[0]) || gatewayRange[1].Less(gw) {
+				t.Fatalf("gateway address %s outside the operator's range %v", gw, gatewayRange)
+			}
+			for _, p := range []*testPod{a, b} {
+				routes, _ := p.Run("ip", "-4", "route", "show")
+				if !strings.Contains(routes, extSubnet+" via ") {
+					t.Errorf("pod %s routes %q: want %s via the network's gateway", p.Name, routes, extSubnet)
+				}
+				if strings.Contains(routes, "default") {
+					t.Errorf("pod %s routes %q: external connectivity must not add a default route", p.Name, routes)
+				}
+				if seen := sourceSeenByExternal(t, p, ext, netip.MustParseAddr(extNextHop)); seen != gw {
+					t.Errorf("external host saw %s from pod %s, want the gateway's SNAT address %s", seen, p.Name, gw)
+				}
+				tcpEchoBetween(t, endpoint{"external host", ext.NetnsPath}, endpoint{p.Name, p.NetnsPath}, netip.MustParseAddr(extNextHop))
+			}
+			addrA, addrB := podAddrs(t, resA)[0].Addr(), podAddrs(t, resB)[0].Addr()
+			physical, geneve := uplinkDelta(t, node(t, 0), func() {
+				if err := a.Ping(addrB, pingsOverDC); err != nil {
+					t.Fatal(err)
+				}
+				if err := b.Ping(addrA, pingsOverDC); err != nil {
+					t.Fatal(err)
+				}
+				tcpEcho(t, b, a, addrB)
+			})
+			if geneve < 2 || physical >= pingsOverDC {
+				t.Errorf("east/west between the pods: node0 geneve underlay carried %d packets, physical uplink %d; want geneve only", geneve, physical)
+			}
+		})
+	}
+}
