@@ -33,7 +33,11 @@ var (
 // router and returns it.
 func externalRouter(t *testing.T) *sandbox.ExternalHost {
 	t.Helper()
-	ext := external(t)
+	return routerOn(t, external(t))
+}
+
+func routerOn(t *testing.T, ext *sandbox.ExternalHost) *sandbox.ExternalHost {
+	t.Helper()
 	for _, p := range []string{extNextHop + "/24", extFar + "/32"} {
 		if err := ext.AddAddress(0, netip.MustParsePrefix(p)); err != nil {
 			t.Fatal(err)
@@ -160,5 +164,100 @@ func TestExternalConnectivity(t *testing.T) {
 				t.Errorf("east/west between the pods: node0 geneve underlay carried %d packets, physical uplink %d; want geneve only", geneve, physical)
 			}
 		})
+	}
+}
+
+// TestExternalTenantsWithOneSubnet: two tenant overlays with the same
+// subnet both reach the external host, each behind its own gateway
+// address, and neither reaches the other's pods.
+func TestExternalTenantsWithOneSubnet(t *testing.T) {
+	ext := externalRouter(t)
+	const subnet = "10.82.0.0/24"
+	red, blue := "ext-red-"+randomID()[:4], "ext-blue-"+randomID()[:4]
+	redConf, blueConf := externalConfig(red, "layer2", subnet, nil), externalConfig(blue, "layer2", subnet, nil)
+	r1 := newPod(t, node(t, 0), "red")
+	b1, b2 := newPod(t, node(t, 1), "blue"), newPod(t, node(t, 1), "blue")
+	resR := mustAdd(t, r1, "net1", redConf)
+	mustAdd(t, b1, "net1", blueConf)
+	resB2 := mustAdd(t, b2, "net1", blueConf)
+	t.Cleanup(func() {
+		mustDel(t, r1, "net1", redConf)
+		mustDel(t, b1, "net1", blueConf)
+		mustDel(t, b2, "net1", blueConf)
+	})
+	redGW, blueGW := gatewayIP(t, red), gatewayIP(t, blue)
+	if redGW == blueGW {
+		t.Fatalf("both tenants got gateway address %s", redGW)
+	}
+	for _, c := range []struct {
+		p  *testPod
+		gw netip.Addr
+	}{{r1, redGW}, {b1, blueGW}, {b2, blueGW}} {
+		if seen := sourceSeenByExternal(t, c.p, ext, netip.MustParseAddr(extNextHop)); seen != c.gw {
+			t.Errorf("external host saw %s from %s, want its tenant's gateway %s", seen, c.p.Name, c.gw)
+		}
+	}
+	// b2's address is on the blue switch only (the red one has one pod);
+	// from red it must be unreachable.
+	redAddr, b2Addr := podAddrs(t, resR)[0].Addr(), podAddrs(t, resB2)[0].Addr()
+	if redAddr == b2Addr {
+		t.Fatalf("red and blue pods share %s; the isolation check needs distinct addresses", redAddr)
+	}
+	if _, err := r1.Run("ping", "-c", "3", "-i", "0.2", "-W", "1", b2Addr.String()); err == nil {
+		t.Errorf("red pod reached blue pod %s: tenants must be isolated", b2Addr)
+	}
+	if err := b1.Ping(b2Addr, 3); err != nil {
+		t.Errorf("blue pods cannot reach each other: %v", err)
+	}
+}
+
+// enhancementExternalNAD is the OVN secondary-networks enhancement's
+// second sample NAD's config, as written there but for its trailing comma.
+const enhancementExternalNAD = `{
+            "cniVersion": "0.3.1",
+            "type": "ovn-kubernetes",
+            "name": "tenant-overlay-ext-network",
+            "subnet": "10.10.20.0/24",
+            "has_external_connectivity": true
+        }`
+
+// TestExternalEnhancementSample: the enhancement's sample attaches and its
+// pods reach the external host through the gateway.
+func TestExternalEnhancementSample(t *testing.T) {
+	ext := externalRouter(t)
+	conf := []byte(enhancementExternalNAD)
+	a, b := newPod(t, node(t, 0), "sample"), newPod(t, node(t, 1), "sample")
+	resA := mustAdd(t, a, "net1", conf)
+	mustAdd(t, b, "net1", conf)
+	t.Cleanup(func() { mustDel(t, a, "net1", conf); mustDel(t, b, "net1", conf) })
+	if addr := podAddrs(t, resA)[0]; !netip.MustParsePrefix("10.10.20.0/24").Contains(addr.Addr()) || addr.Addr() == netip.MustParseAddr("10.10.20.1") {
+		t.Errorf("pod address %s: want one of 10.10.20.0/24 other than the router's .1", addr)
+	}
+	gw := gatewayIP(t, "tenant-overlay-ext-network")
+	for _, p := range []*testPod{a, b} {
+		if seen := sourceSeenByExternal(t, p, ext, netip.MustParseAddr(extNextHop)); seen != gw {
+			t.Errorf("external host saw %s from %s, want %s", seen, p.Name, gw)
+		}
+	}
+}
+
+// TestExternalPrefixesAndGatewayIP: a network's own externalGatewayIPs and
+// externalPrefixes replace the operator's: the pod routes only the listed
+// prefix (reached via the next hop), and the host sees the chosen address.
+func TestExternalPrefixesAndGatewayIP(t *testing.T) {
+	ext := externalRouter(t)
+	network := "ext-own-" + randomID()[:4]
+	conf := externalConfig(network, "layer3", "10.83.0.0/16/24", map[string]any{
+		"externalGatewayIPs": "172.30.0.200", "externalPrefixes": "198.51.100.0/24",
+	})
+	p := newPod(t, node(t, 1), "own")
+	mustAdd(t, p, "net1", conf)
+	t.Cleanup(func() { mustDel(t, p, "net1", conf) })
+	routes, _ := p.Run("ip", "-4", "route", "show")
+	if !strings.Contains(routes, "198.51.100.0/24 via ") || strings.Contains(routes, extSubnet) {
+		t.Errorf("pod routes %q: want 198.51.100.0/24 via the gateway and no route to %s", routes, extSubnet)
+	}
+	if seen := sourceSeenByExternal(t, p, ext, netip.MustParseAddr(extFar)); seen != netip.MustParseAddr("172.30.0.200") {
+		t.Errorf("external host saw %s, want the network's own gateway address 172.30.0.200", seen)
 	}
 }

@@ -248,7 +248,8 @@ func TestInvalidConfigsAreRejectedByField(t *testing.T) {
 		{"layer3 host prefix too short", `{"cniVersion":"1.0.0","name":"x","type":"ovn-k8s-cni-overlay","topology":"layer3","subnets":"10.128.0.0/16/8"}`, types.ErrInvalidNetworkConfig, []string{"subnets", "longer"}},
 		{"localnet on a physical network no node maps", `{"cniVersion":"1.0.0","name":"x","type":"ovn-k8s-cni-overlay","topology":"localnet","physicalNetworkName":"nowhere"}`, types.ErrTryAgainLater, []string{"nowhere", "ovn-bridge-mappings"}},
 		{"enhancement sample with trailing comma", `{"cniVersion": "0.3.1", "type": "ovn-kubernetes", "name": "tenant-overlay", "subnet": "10.10.10.0/24", }`, types.ErrInvalidNetworkConfig, []string{"trailing comma"}},
-		{"external connectivity", `{"cniVersion": "0.3.1", "type": "ovn-kubernetes", "name": "tenant-overlay-ext-network", "subnet": "10.10.20.0/24", "has_external_connectivity": true}`, types.ErrInvalidNetworkConfig, []string{"has_external_connectivity"}},
+		{"external connectivity on a physical network the daemon was not given", `{"cniVersion":"1.0.0","name":"x","type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":"10.0.0.0/24","externalPhysicalNetworkName":"nowhere"}`, types.ErrTryAgainLater, []string{"nowhere", "--external-network"}},
+		{"external gateway address off the external subnet", `{"cniVersion":"1.0.0","name":"x","type":"ovn-k8s-cni-overlay","topology":"layer3","subnets":"10.0.0.0/16/24","externalGatewayIPs":"192.0.2.10"}`, types.ErrInvalidNetworkConfig, []string{"externalGatewayIPs", "172.30.0.0/24"}},
 		{"exclude outside subnets", `{"cniVersion":"1.0.0","name":"x","type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":"10.0.0.0/24","excludeSubnets":"10.1.0.0/24"}`, types.ErrInvalidNetworkConfig, []string{"excludeSubnets"}},
 		{"primary role", `{"cniVersion":"1.0.0","name":"x","type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":"10.0.0.0/24","role":"primary"}`, types.ErrInvalidNetworkConfig, []string{"role", "UserDefinedNetwork"}},
 		{"ipam plugin", `{"cniVersion":"1.0.0","name":"x","type":"ovn-k8s-cni-overlay","topology":"layer2","ipam":{"type":"whereabouts"}}`, types.ErrInvalidNetworkConfig, []string{"ipam", "subnets"}},
@@ -261,6 +262,11 @@ func TestInvalidConfigsAreRejectedByField(t *testing.T) {
 	}
 	if links := hostVeths(t, p.Node); len(links) > 0 {
 		t.Errorf("rejected configs left veths: %v", links)
+	}
+	for _, table := range []string{"Logical_Switch", "Logical_Router"} {
+		if rows := nbctl(t, "--bare", "--columns=name", "find", table, `external_ids:"ovn-overlay/network"=x`); rows != "" {
+			t.Errorf("rejected configs left %s rows: %s", table, rows)
+		}
 	}
 }
 

@@ -212,21 +212,30 @@ func (nb *Northbound) NodeNetworks(node string) []string {
 // them.
 func (nb *Northbound) EmptyNetworks() []string {
 	var out []string
+	// A layer2 network with external connectivity has a router with no
+	// node's rows on it; its switch says whether it is in use.
+	busy := map[string]bool{}
 	var switches []nbdb.LogicalSwitch
 	_ = nb.client.WhereCache(func(ls *nbdb.LogicalSwitch) bool {
-		return ls.ExternalIDs[externalids.Node] == "" && ls.ExternalIDs[externalids.Network] != "" && nb.holdsNoAttachment(ls)
+		return ls.ExternalIDs[externalids.Node] == "" && ls.ExternalIDs[externalids.Network] != ""
 	}).List(context.Background(), &switches)
 	for _, ls := range switches {
-		out = append(out, ls.ExternalIDs[externalids.Network])
+		network := ls.ExternalIDs[externalids.Network]
+		if nb.holdsNoAttachment(&ls) {
+			out = append(out, network)
+		} else {
+			busy[network] = true
+		}
 	}
 	var routers []nbdb.LogicalRouter
 	_ = nb.client.WhereCache(func(lr *nbdb.LogicalRouter) bool {
-		return lr.ExternalIDs[externalids.Network] != "" && nb.routerHoldsNoNode(lr)
+		return lr.ExternalIDs[externalids.Network] != "" && !busy[lr.ExternalIDs[externalids.Network]] && nb.routerHoldsNoNode(lr)
 	}).List(context.Background(), &routers)
 	for _, lr := range routers {
 		out = append(out, lr.ExternalIDs[externalids.Network])
 	}
-	return out
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // holdsNoAttachment reports whether a shared switch has no port but its

@@ -3,6 +3,8 @@
 // their own OVS and ovn-controller, geneve between them), the node daemon on
 // each, and pods (network namespaces) attached to the multi-homing guide's
 // example network by executing the real CNI plugin as a runtime would.
+// Two tenant overlays with the same subnet then reach an external host
+// through their own OVN gateways (external.go).
 package main
 
 import (
@@ -123,7 +125,7 @@ func run(binDir string, keep bool) error {
 		}
 	}()
 	for _, n := range cluster.Nodes {
-		if _, err := n.StartDaemon(daemonBin); err != nil {
+		if _, err := n.StartDaemon(daemonBin, "--external-network="+externalNetwork); err != nil {
 			return fmt.Errorf("daemon on %s: %w", n.Name, err)
 		}
 		step("%s: ovn-overlayd serving CNI on %s", n.Name, n.DaemonSocket())
@@ -187,6 +189,10 @@ func run(binDir string, keep bool) error {
 	if err := demoLocalnet(ctx, cluster, plugin, pods); err != nil {
 		return err
 	}
+	tenants, err := demoExternal(ctx, cluster, plugin)
+	if err != nil {
+		return err
+	}
 
 	if keep {
 		fmt.Printf(`
@@ -199,10 +205,18 @@ The sandbox keeps running. Try:
   ip netns exec %[1]s ping -I net4 %[7]s            # localnet, over the physical network
   ip netns exec %[8]s ip addr                       # the external host
   ip netns exec %[9]s ip -s link show %[10]s         # node1's physical uplink counters
+  ip netns exec %[11]s ping %[12]s         # tenant-red, out through its gateway (SNAT)
+  ip netns exec %[11]s ip route              # 172.30.0.0/24 via tenant-red's router
+  ip netns exec %[11]s ping %[14]s       # tenant-blue's address: no answer
+  ovn-nbctl --db=%[3]s lrp-get-gateway-chassis %[13]s
+  ovn-nbctl --db=%[3]s --columns=name,networks find Logical_Router_Port name=%[13]s
+  ovn-nbctl --db=%[3]s lr-nat-list %[15]s
 Logs and databases: %[6]s
 Press Ctrl-C to tear everything down (or run: go run ./cmd/ovn-overlay-demo cleanup).
 `, pods[0].pod.Netns, pods[1].addrs["net1"], cluster.Central.NB, cluster.Central.SB, cluster.Nodes[0].OVS, cluster.Dir,
-			localnetNetworks[1].external.Addr(), cluster.External().Netns, cluster.Nodes[0].Netns, cluster.Nodes[0].PhysicalUplink)
+			localnetNetworks[1].external.Addr(), cluster.External().Netns, cluster.Nodes[0].Netns, cluster.Nodes[0].PhysicalUplink,
+			tenants[0].pod.Netns, externalRouter, gatewayPort(tenants[0].network), netip.MustParsePrefix(blueStatic).Addr(),
+			"ovn-overlay."+tenants[0].network+".router")
 		<-ctx.Done()
 		// Ctrl-C reached the node daemons too (same process group), so
 		// there is no one left to serve DELs: the teardown removes it all.
@@ -224,6 +238,16 @@ Press Ctrl-C to tear everything down (or run: go run ./cmd/ovn-overlay-demo clea
 			}
 			step("%s: CNI DEL of %s/%s took %s", p.node.Name, p.pod.Name, net.ifName, took.Round(100*time.Microsecond))
 		}
+	}
+	for i := len(tenants) - 1; i >= 0; i-- {
+		p := tenants[i]
+		_, took, err := p.node.InvokeCNI(context.Background(), plugin, sandbox.Invocation{
+			Command: "DEL", ContainerID: p.id, Netns: p.pod.NetnsPath, IfName: "net1", Config: []byte(p.config),
+		})
+		if err != nil {
+			return fmt.Errorf("CNI DEL of %s on %s: %w", p.network, p.node.Name, err)
+		}
+		step("%s: CNI DEL of %s/net1 took %s", p.node.Name, p.pod.Name, took.Round(100*time.Microsecond))
 	}
 	step("demo OK")
 	return nil

@@ -30,24 +30,44 @@ var ErrNoExternal = errors.New("no external network configured")
 // pool keeps out. The external switch is one per physical network, shared
 // by every network's gateway.
 
-// setUpExternal gives n its router and gateway and its pods their routes
-// to the external prefixes. Every step adopts what another node made.
-func (ns *Registry) setUpExternal(ctx context.Context, n *Network) error {
-	want := n.conf.External
+// externalFor resolves a network's external connectivity against the
+// operator's settings before anything is made, so a refused config leaves
+// nothing behind.
+func (ns *Registry) externalFor(conf *netconf.NetConf) (*externalPlan, error) {
+	want := conf.External
 	x, ok := ns.opts.External.Lookup(want.PhysicalNetwork)
 	if !ok {
 		phys := want.PhysicalNetwork
 		if phys == "" {
 			phys = "<physical network>"
 		}
-		return fmt.Errorf("%w: network %q asks for external connectivity (has_external_connectivity or external* keys), but this node's ovn-overlay daemon has no --%s for %s (configured: %v); start the daemons with e.g. --%s=%s,subnet=172.30.0.0/24,gateways=172.30.0.10-172.30.0.99,next-hop=172.30.0.1",
-			ErrNoExternal, n.name, gateway.FlagName, phys, ns.opts.External.Names(), gateway.FlagName, phys)
+		return nil, fmt.Errorf("%w: network %q asks for external connectivity (has_external_connectivity or external* keys), but this node's ovn-overlay daemon has no --%s for %s (configured: %v); start the daemons with e.g. --%s=%s,subnet=172.30.0.0/24,gateways=172.30.0.10-172.30.0.99,next-hop=172.30.0.1",
+			ErrNoExternal, conf.Name, gateway.FlagName, phys, ns.opts.External.Names(), gateway.FlagName, phys)
 	}
-	requested, err := requestedGatewayIP(n.conf, x)
+	requested, err := requestedGatewayIP(conf, x)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	ext, err := ns.externalSwitch(ctx, x.PhysicalNetwork)
+	prefixes := want.Prefixes
+	if len(prefixes) == 0 {
+		prefixes = x.Prefixes
+	}
+	return &externalPlan{External: x, requested: requested, prefixes: prefixes}, nil
+}
+
+// externalPlan is a network's way out: the operator's external network,
+// the gateway address it asks for (invalid: any of the pool) and the
+// prefixes its pods route there.
+type externalPlan struct {
+	gateway.External
+	requested netip.Addr
+	prefixes  []netip.Prefix
+}
+
+// setUpExternal gives n its router and gateway and its pods their routes
+// to the external prefixes. Every step adopts what another node made.
+func (ns *Registry) setUpExternal(ctx context.Context, n *Network, plan *externalPlan) error {
+	ext, err := ns.externalSwitch(ctx, plan.PhysicalNetwork)
 	if err != nil {
 		return err
 	}
@@ -60,17 +80,13 @@ func (ns *Registry) setUpExternal(ctx context.Context, n *Network) error {
 		snat = append(snat, s.CIDR)
 	}
 	addr, err := ns.nb.EnsureGateway(ctx, ovn.GatewaySpec{
-		Network: n.name, PhysicalNetwork: x.PhysicalNetwork, Router: lr, External: ext,
-		PortName: gatewayPortName(n.name), Requested: requested, Pool: x.Pool, SNAT: snat,
+		Network: n.name, PhysicalNetwork: plan.PhysicalNetwork, Router: lr, External: ext,
+		PortName: gatewayPortName(n.name), Requested: plan.requested, Pool: plan.Pool, SNAT: snat,
 	})
 	if err != nil {
-		return fmt.Errorf("gateway on physical network %s: %w", x.PhysicalNetwork, err)
+		return fmt.Errorf("gateway on physical network %s: %w", plan.PhysicalNetwork, err)
 	}
-	prefixes := want.Prefixes
-	if len(prefixes) == 0 {
-		prefixes = x.Prefixes
-	}
-	for _, p := range prefixes {
+	for _, p := range plan.prefixes {
 		for _, gw := range n.gateways {
 			if gw.Is4() == p.Addr().Is4() {
 				n.routes = append(n.routes, netns.Route{Dst: p, Gateway: gw})

@@ -215,6 +215,13 @@ func (ns *Registry) Get(ctx context.Context, conf *netconf.NetConf) (*Network, e
 	if ns.opts.WarmPorts > 0 {
 		n.warm = newWarmPool(conf.Name, ns.opts.WarmPorts)
 	}
+	var plan *externalPlan
+	if conf.External != nil {
+		var err error
+		if plan, err = ns.externalFor(conf); err != nil {
+			return nil, fmt.Errorf("network %s: %w", conf.Name, err)
+		}
+	}
 	var err error
 	switch conf.Topology {
 	case netconf.Layer2:
@@ -226,8 +233,8 @@ func (ns *Registry) Get(ctx context.Context, conf *netconf.NetConf) (*Network, e
 	default:
 		err = fmt.Errorf("topology %q: %w", conf.Topology, ErrNotSupported)
 	}
-	if err == nil && conf.External != nil {
-		err = ns.setUpExternal(ctx, n)
+	if err == nil && plan != nil {
+		err = ns.setUpExternal(ctx, n, plan)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("network %s: %w", conf.Name, err)
