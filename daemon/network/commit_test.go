@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ovn-overlay/ovn-overlay/daemon/gateway"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -104,6 +105,27 @@ func l2conf(t *testing.T, name, subnets string) *netconf.NetConf {
 	t.Helper()
 	c, err := netconf.Parse([]byte(fmt.Sprintf(`{"cniVersion":"1.0.0","name":%q,"type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":%q}`, name, subnets)))
 	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// extConf is a config with external connectivity on testExternal's
+// physical network.
+func extConf(t *testing.T, name, topology, subnets string) *netconf.NetConf {
+	t.Helper()
+	c, err := netconf.Parse([]byte(fmt.Sprintf(`{"cniVersion":"1.0.0","name":%q,"type":"ovn-k8s-cni-overlay","topology":%q,"subnets":%q,"has_external_connectivity":true}`, name, topology, subnets)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// testExternal is an operator's --external-network.
+func testExternal(t *testing.T) gateway.Config {
+	t.Helper()
+	var c gateway.Config
+	if err := c.Set("dc,subnet=172.30.0.0/24,gateways=172.30.0.10-172.30.0.99,next-hop=172.30.0.1"); err != nil {
 		t.Fatal(err)
 	}
 	return c

@@ -140,6 +140,15 @@ func (ns *Registry) share(name string) (*ovn.NodeShare, error) {
 	for i := range warm {
 		s.Warm = append(s.Warm, &warm[i])
 	}
+	// A layer2 network with external connectivity has a router too, but
+	// its share is warm ports on the shared switch, as without one.
+	if ls, ok := ns.sharedSwitch(name); ok {
+		if len(s.Warm) == 0 {
+			return nil, nil
+		}
+		s.Switch = ls
+		return s, nil
+	}
 	if lr, ok := ns.nb.Router(routerName(name)); ok {
 		if _, claimed := ovn.NodeClaims(lr)[ns.node]; !claimed {
 			return nil, nil
@@ -154,12 +163,7 @@ func (ns *Registry) share(name string) (*ovn.NodeShare, error) {
 		s.Switch, s.Router = ls, lr
 		return s, nil
 	}
-	ls, ok := ns.sharedSwitch(name)
-	if !ok || len(s.Warm) == 0 {
-		return nil, nil
-	}
-	s.Switch = ls
-	return s, nil
+	return nil, nil
 }
 
 // sharedSwitch is the cluster-wide switch of a layer2 or localnet network.

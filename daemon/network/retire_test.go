@@ -25,7 +25,8 @@ func newIdleNode(t *testing.T, endpoint, name string) *idleNode {
 	n.inUse.Store(true)
 	n.Registry = simNodeWith(t, endpoint, name, Options{
 		WarmPorts: 2, Idle: 300 * time.Millisecond,
-		InUse: func(string) bool { return n.inUse.Load() },
+		InUse:    func(string) bool { return n.inUse.Load() },
+		External: testExternal(t),
 	}, nil)
 	n.StartJanitor()
 	return n
@@ -73,6 +74,8 @@ func TestIdleNetworksAreRetired(t *testing.T) {
 	}{
 		{"layer2", func(t *testing.T) *netconf.NetConf { return l2conf(t, "l2-idle", "10.203.0.0/16") }},
 		{"layer3", func(t *testing.T) *netconf.NetConf { return l3conf(t, "l3-idle", "10.204.0.0/16/24") }},
+		{"layer2 with external connectivity", func(t *testing.T) *netconf.NetConf { return extConf(t, "l2x-idle", "layer2", "10.205.0.0/16") }},
+		{"layer3 with external connectivity", func(t *testing.T) *netconf.NetConf { return extConf(t, "l3x-idle", "layer3", "10.206.0.0/16/24") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			endpoint := startSetNB(t)
@@ -119,6 +122,9 @@ func TestIdleNetworksAreRetired(t *testing.T) {
 				sw, rt, _, _ := rowsOf(t, endpoint, conf.Name, "node-a")
 				return sw == 0 && rt == 0
 			})
+			if left := networkPorts(t, endpoint, conf.Name); len(left) > 0 {
+				t.Fatalf("the retired network left logical switch ports: %v", left)
+			}
 
 			// A new pod brings it back.
 			a.inUse.Store(true)
@@ -131,4 +137,20 @@ func TestIdleNetworksAreRetired(t *testing.T) {
 			}
 		})
 	}
+}
+
+// networkPorts names the committed logical switch ports of a network (a
+// gateway's switch end is one, on the external switch).
+func networkPorts(t *testing.T, endpoint, network string) []string {
+	t.Helper()
+	c := ovntest.ConnectNB(t, endpoint)
+	var lsps []nbdb.LogicalSwitchPort
+	_ = c.List(context.Background(), &lsps)
+	var out []string
+	for _, p := range lsps {
+		if p.ExternalIDs[externalids.Network] == network {
+			out = append(out, p.Name)
+		}
+	}
+	return out
 }
