@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"encoding/json"
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -259,5 +262,83 @@ func TestExternalPrefixesAndGatewayIP(t *testing.T) {
 	}
 	if seen := sourceSeenByExternal(t, p, ext, netip.MustParseAddr(extFar)); seen != netip.MustParseAddr("172.30.0.200") {
 		t.Errorf("external host saw %s, want the network's own gateway address 172.30.0.200", seen)
+	}
+}
+
+// throughput sends for d over one TCP connection from client to a sink
+// listening on server's addr and returns the rate in Mbit/s.
+func throughput(t *testing.T, server, client endpoint, addr netip.Addr, d time.Duration) float64 {
+	t.Helper()
+	var l net.Listener
+	if err := sandbox.InNetns(server.NetnsPath, func() (err error) {
+		l, err = net.Listen("tcp", netip.AddrPortFrom(addr, 0).String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	received := make(chan int64, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			received <- 0
+			return
+		}
+		defer c.Close()
+		n, _ := io.Copy(io.Discard, c)
+		received <- n
+	}()
+	var conn net.Conn
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if err = sandbox.InNetns(client.NetnsPath, func() (err error) {
+			conn, err = net.DialTimeout("tcp", l.Addr().String(), 3*time.Second)
+			return err
+		}); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("TCP %s -> %s: %v", client.Name, l.Addr(), err)
+	}
+	buf := make([]byte, 64*1024)
+	start := time.Now()
+	for time.Since(start) < d {
+		_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if _, err := conn.Write(buf); err != nil {
+			t.Fatalf("TCP %s -> %s: %v", client.Name, l.Addr(), err)
+		}
+	}
+	conn.Close()
+	n := <-received
+	return float64(n) * 8 / time.Since(start).Seconds() / 1e6
+}
+
+// TestExternalThroughput measures (it asserts nothing about speed) one TCP
+// stream's rate from a pod through its network's gateway on another node
+// to the external host, beside pod to pod on the same network (geneve),
+// and writes both to E2E_REPORT_DIR/throughput-<release>.json.
+func TestExternalThroughput(t *testing.T) {
+	ext := externalRouter(t)
+	network := "ext-tput-" + randomID()[:4]
+	conf := externalConfig(network, "layer2", "10.85.0.0/24", nil)
+	a, b := newPod(t, node(t, 0), "tput"), newPod(t, node(t, 1), "tput")
+	resA, resB := mustAdd(t, a, "net1", conf), mustAdd(t, b, "net1", conf)
+	t.Cleanup(func() { mustDel(t, a, "net1", conf); mustDel(t, b, "net1", conf) })
+	// The pod whose node does not hold the gateway sends, so that egress
+	// crosses geneve to the gateway node as east/west does.
+	sender, peer, peerAddr := a, b, podAddrs(t, resB)[0].Addr()
+	if waitGatewayChassis(t, cluster, network, func(ch string) bool { return ch != "" }, 15*time.Second) == node(t, 0).Name {
+		sender, peer, peerAddr = b, a, podAddrs(t, resA)[0].Addr()
+	}
+	const d = 3 * time.Second
+	egress := throughput(t, endpoint{"external host", ext.NetnsPath}, endpoint{sender.Name, sender.NetnsPath}, netip.MustParseAddr(extNextHop), d)
+	eastWest := throughput(t, endpoint{peer.Name, peer.NetnsPath}, endpoint{sender.Name, sender.NetnsPath}, peerAddr, d)
+	t.Logf("one TCP stream, %s: egress through the gateway %.0f Mbit/s, east/west over geneve %.0f Mbit/s (ratio %.2f)", cluster.Release().Name, egress, eastWest, egress/eastWest)
+	if dir := os.Getenv("E2E_REPORT_DIR"); dir != "" {
+		b, _ := json.Marshal(map[string]any{"release": cluster.Release().Name, "egress_mbps": egress, "east_west_mbps": eastWest, "seconds": d.Seconds()})
+		if err := os.WriteFile(filepath.Join(dir, "throughput-"+cluster.Release().Name+".json"), b, 0o644); err != nil {
+			t.Error(err)
+		}
 	}
 }

@@ -58,15 +58,20 @@ func (c *Config) String() string {
 	return strings.Join(out, " ")
 }
 
+// Set adds the external networks of one flag value: one or several
+// separated by white space (a ConfigMap key can hold them all); an empty
+// value adds none, so an unset ConfigMap key means none.
 func (c *Config) Set(s string) error {
-	x, err := ParseExternal(s)
-	if err != nil {
-		return err
+	for _, value := range strings.Fields(s) {
+		x, err := ParseExternal(value)
+		if err != nil {
+			return err
+		}
+		if _, dup := c.Lookup(x.PhysicalNetwork); dup && len(*c) > 0 {
+			return fmt.Errorf("--%s: physical network %q is given twice", FlagName, x.PhysicalNetwork)
+		}
+		*c = append(*c, x)
 	}
-	if _, dup := c.Lookup(x.PhysicalNetwork); dup && len(*c) > 0 {
-		return fmt.Errorf("physical network %q is given twice", x.PhysicalNetwork)
-	}
-	*c = append(*c, x)
 	return nil
 }
 

@@ -254,3 +254,27 @@ func TestPriority(t *testing.T) {
 		t.Error("Priority does not separate chassis from port")
 	}
 }
+
+// One flag value may hold several external networks separated by white
+// space, and an empty one none: the DaemonSet passes a ConfigMap key that
+// way (deploy/ovn-overlay.yaml).
+func TestConfigSetFromOneValue(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		want  []string
+	}{
+		{"", nil},
+		{"   ", nil},
+		{"dc,subnet=172.30.0.0/24,gateways=172.30.0.10-172.30.0.20", []string{"dc"}},
+		{"dc,subnet=172.30.0.0/24,gateways=172.30.0.10-172.30.0.20\n  lab,subnet=10.9.0.0/24,gateways=10.9.0.5-10.9.0.9", []string{"dc", "lab"}},
+	} {
+		var c Config
+		if err := c.Set(tc.value); err != nil {
+			t.Errorf("Set(%q): %v", tc.value, err)
+			continue
+		}
+		if got := c.Names(); !slices.Equal(got, tc.want) {
+			t.Errorf("Set(%q) gave %v, want %v", tc.value, got, tc.want)
+		}
+	}
+}
