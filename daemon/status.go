@@ -63,8 +63,13 @@ func (d *Daemon) Status(config []byte) error {
 		}
 	}
 	d.publishPhysicalNetworks()
-	if conf, err := netconf.Parse(config); err == nil && conf.Topology == netconf.Localnet {
-		if _, err := d.physicalBridge(conf); err != nil {
+	if conf, err := netconf.Parse(config); err == nil {
+		if conf.Topology == netconf.Localnet {
+			if _, err := d.physicalBridge(conf); err != nil {
+				problems = append(problems, err.Error())
+			}
+		}
+		if err := d.networks.CheckExternal(conf); err != nil {
 			problems = append(problems, err.Error())
 		}
 	}

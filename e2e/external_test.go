@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ovn-overlay/ovn-overlay/cniproto"
 	"github.com/ovn-overlay/ovn-overlay/sandbox"
 )
 
@@ -340,5 +341,19 @@ func TestExternalThroughput(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "throughput-"+cluster.Release().Name+".json"), b, 0o644); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// TestExternalStatus: STATUS given a config whose physical network the
+// daemon has no --external-network for says so (code 50), and is fine for
+// the configured one.
+func TestExternalStatus(t *testing.T) {
+	p := newPod(t, node(t, 0), "status")
+	unknown := layer2Config("ext-status", "10.86.0.0/24", map[string]any{"cniVersion": "1.1.0", "externalPhysicalNetworkName": "nowhere"})
+	_, err := invoke(t, p, "STATUS", "", unknown)
+	cniError(t, err, cniproto.ErrPluginNotAvailable, "nowhere", "--external-network")
+	known := layer2Config("ext-status", "10.86.0.0/24", map[string]any{"cniVersion": "1.1.0", "has_external_connectivity": true})
+	if _, err := invoke(t, p, "STATUS", "", known); err != nil {
+		t.Errorf("STATUS for the configured external network: %v", err)
 	}
 }

@@ -55,6 +55,16 @@ func (ns *Registry) externalFor(conf *netconf.NetConf) (*externalPlan, error) {
 	return &externalPlan{External: x, requested: requested, prefixes: prefixes}, nil
 }
 
+// CheckExternal says why this node cannot give conf's network its way
+// out, or nil (also for networks that ask for none). STATUS asks it.
+func (ns *Registry) CheckExternal(conf *netconf.NetConf) error {
+	if conf.External == nil {
+		return nil
+	}
+	_, err := ns.externalFor(conf)
+	return err
+}
+
 // externalPlan is a network's way out: the operator's external network,
 // the gateway address it asks for (invalid: any of the pool) and the
 // prefixes its pods route there.
