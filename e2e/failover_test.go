@@ -42,6 +42,10 @@ type failoverRound struct {
 	// StreamSurvived says the connection carried data after the fault.
 	StreamGapMs    float64 `json:"stream_gap_ms"`
 	StreamSurvived bool    `json:"stream_survived"`
+	// StreamFailure says what the stream lacked when it did not survive:
+	// messages sent, received by the host, echoed back, the sender's
+	// error.
+	StreamFailure string `json:"stream_failure,omitempty"`
 	// MovedTo is the chassis holding the gateway while the fault lasted.
 	MovedTo string `json:"moved_to"`
 }
@@ -416,6 +420,7 @@ func TestExternalGatewayFailover(t *testing.T) {
 			r.StreamGapMs = ms(longestGap(got, killed.Add(-500*time.Millisecond), end, 10*time.Millisecond))
 			r.StreamSurvived = survived
 			if !survived {
+				r.StreamFailure = st.why
 				t.Logf("TCP stream of round %d did not survive: %s", round, st.why)
 			}
 			t.Logf("%-14s round %2d: ping outage %6.0f ms (gateway on %q during the fault), failback %6.0f ms; TCP stream gap %6.0f ms, survived %v",
