@@ -67,14 +67,15 @@ func (d *Daemon) publishPhysicalNetworks() []string {
 
 // startGatewayAgent makes this node a gateway chassis of every network's
 // gateway on the physical networks it maps, unless the operator said it
-// is not a gateway node.
+// is not a gateway node; then (and when a mapping goes) the agent takes
+// the node off the gateways it was on.
 func (d *Daemon) startGatewayAgent(chassis string) {
-	if !d.cfg.GatewayNode {
-		return
-	}
 	agent := &gateway.Agent{
 		NB: d.nb, Chassis: chassis, Node: d.cfg.NodeName, Log: d.log.With("component", "gateway"),
-		Serves: func(phys string) bool { pb, ok := d.ovs.PhysicalNetwork(phys); return ok && pb.Exists },
+		Serves: func(phys string) bool {
+			pb, ok := d.ovs.PhysicalNetwork(phys)
+			return d.cfg.GatewayNode && ok && pb.Exists
+		},
 	}
 	go agent.Run(d.stop)
 }

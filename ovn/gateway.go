@@ -264,8 +264,9 @@ type GatewayPort struct {
 	Network         string
 	PhysicalNetwork string
 	// Chassis maps the chassis names of the port's gateway chassis rows to
-	// their priorities.
+	// their priorities, and rows to the rows' UUIDs.
 	Chassis map[string]int
+	rows    map[string]string
 }
 
 // GatewayPorts lists every network's gateway port.
@@ -279,11 +280,12 @@ func (nb *Northbound) GatewayPorts() ([]GatewayPort, error) {
 	out := make([]GatewayPort, 0, len(lrps))
 	for _, p := range lrps {
 		g := GatewayPort{Name: p.Name, UUID: p.UUID, Network: p.ExternalIDs[externalids.Network],
-			PhysicalNetwork: p.ExternalIDs[externalids.PhysicalNetwork], Chassis: map[string]int{}}
+			PhysicalNetwork: p.ExternalIDs[externalids.PhysicalNetwork], Chassis: map[string]int{}, rows: map[string]string{}}
 		for _, u := range p.GatewayChassis {
 			gc := &nbdb.GatewayChassis{UUID: u}
 			if err := nb.client.Get(context.Background(), gc); err == nil {
 				g.Chassis[gc.ChassisName] = gc.Priority
+				g.rows[gc.ChassisName] = u
 			}
 		}
 		out = append(out, g)
@@ -325,6 +327,26 @@ func (nb *Northbound) JoinGateway(ctx context.Context, portName, chassis, node s
 	}
 	if err != nil {
 		return fmt.Errorf("join gateway %s as chassis %s: %w", portName, chassis, err)
+	}
+	return nil
+}
+
+// LeaveGateway takes chassis off a gateway port's gateway chassis (the
+// Gateway_Chassis row is not a root row: it goes with the reference). A
+// node that no longer maps the port's physical network must leave, or
+// OVN could make it the active gateway with no way out.
+func (nb *Northbound) LeaveGateway(ctx context.Context, g GatewayPort, chassis string) error {
+	uuid, ok := g.rows[chassis]
+	if !ok {
+		return nil
+	}
+	port := &nbdb.LogicalRouterPort{UUID: g.UUID}
+	ops, err := nb.client.Where(port).Mutate(port, model.Mutation{Field: &port.GatewayChassis, Mutator: ovsdb.MutateOperationDelete, Value: []string{uuid}})
+	if err != nil {
+		return err
+	}
+	if _, err := nb.transact(ctx, ops); err != nil {
+		return fmt.Errorf("leave gateway %s as chassis %s: %w", g.Name, chassis, err)
 	}
 	return nil
 }

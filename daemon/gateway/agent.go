@@ -19,17 +19,24 @@ type Agent struct {
 	// Chassis is this node's chassis name (system-id), Node its name in
 	// OVN rows.
 	Chassis, Node string
-	// Serves reports whether this node maps a physical network to a
-	// bridge, i.e. can host gateways on it.
+	// Serves reports whether this node may host gateways on a physical
+	// network: it maps it to a bridge and is a gateway node.
 	Serves func(physicalNetwork string) bool
 	Log    *slog.Logger
+	// Resync is how often the agent looks again without an NB change
+	// (bridge mappings are OVS's); 0: 30 s.
+	Resync time.Duration
 }
 
 // Run joins gateways as they appear until stop closes. It wakes on router
 // port changes (a new gateway port) and every resync interval (a bridge
 // mapping added since: OVS, not the NB).
 func (a *Agent) Run(stop <-chan struct{}) {
-	const settle, resync, retry = 200 * time.Millisecond, 30 * time.Second, 2 * time.Second
+	const settle, retry = 200 * time.Millisecond, 2 * time.Second
+	resync := a.Resync
+	if resync == 0 {
+		resync = 30 * time.Second
+	}
 	joined := map[string]bool{} // gateway port UUIDs this node is on
 	for {
 		changed := a.NB.RouterPortsChanged()
@@ -59,20 +66,46 @@ func (a *Agent) sync(joined map[string]bool) error {
 		return err
 	}
 	for _, p := range ports {
-		if joined[p.UUID] || !a.Serves(p.PhysicalNetwork) {
-			continue
-		}
-		if _, ok := p.Chassis[a.Chassis]; !ok {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			err := a.NB.JoinGateway(ctx, p.Name, a.Chassis, a.Node, Priority(a.Chassis, p.Name))
-			cancel()
-			if err != nil {
+		_, member := p.Chassis[a.Chassis]
+		serves := a.Serves(p.PhysicalNetwork)
+		switch {
+		case serves && (joined[p.UUID] || member):
+			joined[p.UUID] = true
+		case serves:
+			if err := a.join(p); err != nil {
 				return err
 			}
-			a.Log.Info("this node is now a gateway chassis", "network", p.Network, "gatewayPort", p.Name, "physicalNetwork", p.PhysicalNetwork, "priority", Priority(a.Chassis, p.Name))
+			joined[p.UUID] = true
+		case member:
+			// The mapping went (or the node was told it is no gateway):
+			// as the active gateway it would black-hole the network.
+			if err := a.leave(p); err != nil {
+				return err
+			}
+			delete(joined, p.UUID)
 		}
-		joined[p.UUID] = true
 	}
+	return nil
+}
+
+func (a *Agent) join(p ovn.GatewayPort) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	prio := Priority(a.Chassis, p.Name)
+	if err := a.NB.JoinGateway(ctx, p.Name, a.Chassis, a.Node, prio); err != nil {
+		return err
+	}
+	a.Log.Info("this node is now a gateway chassis", "network", p.Network, "gatewayPort", p.Name, "physicalNetwork", p.PhysicalNetwork, "priority", prio)
+	return nil
+}
+
+func (a *Agent) leave(p ovn.GatewayPort) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.NB.LeaveGateway(ctx, p, a.Chassis); err != nil {
+		return err
+	}
+	a.Log.Info("this node no longer hosts a gateway: it does not serve its physical network", "network", p.Network, "gatewayPort", p.Name, "physicalNetwork", p.PhysicalNetwork)
 	return nil
 }
 

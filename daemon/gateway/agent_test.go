@@ -5,7 +5,9 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ovn-overlay/ovn-overlay/externalids"
 	"github.com/ovn-overlay/ovn-overlay/ovn"
@@ -115,4 +117,35 @@ func TestAgentJoinsServedGateways(t *testing.T) {
 			t.Errorf("chA's row %+v does not name node nodeA (ReleaseNode finds it by node)", r)
 		}
 	}
+}
+
+// A node that stops serving a gateway's physical network (its bridge
+// mapping removed, or --gateway-node=false) takes itself off the gateway,
+// and only itself; serving again puts it back.
+func TestAgentLeavesWhenNoLongerServing(t *testing.T) {
+	endpoint := ovntest.StartNB(t)
+	setup := ovntest.Northbound(t, endpoint)
+	port := addGateway(t, setup, "net", "dc", "172.30.0.10")
+	ovntest.Eventually(t, "the gateway in the cache", func() bool { return chassisOf(setup, port) != nil })
+	if err := setup.JoinGateway(context.Background(), port, "chB", "nodeB", 5); err != nil {
+		t.Fatal(err)
+	}
+	var serves atomic.Bool
+	serves.Store(true)
+	agent := &Agent{NB: ovntest.Northbound(t, endpoint), Chassis: "chA", Node: "nodeA", Resync: 50 * time.Millisecond,
+		Serves: func(string) bool { return serves.Load() },
+		Log:    slog.New(slog.NewTextHandler(io.Discard, nil))}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() { defer close(done); agent.Run(stop) }()
+	t.Cleanup(func() { close(stop); <-done })
+
+	has := func(ch string) bool { _, ok := chassisOf(setup, port)[ch]; return ok }
+	ovntest.Eventually(t, "chA on the gateway", func() bool { return has("chA") })
+	serves.Store(false)
+	ovntest.Eventually(t, "chA off the gateway", func() bool { return !has("chA") })
+	if !has("chB") {
+		t.Fatalf("leaving took another node's chassis too: %v", chassisOf(setup, port))
+	}
+	serves.Store(true)
+	ovntest.Eventually(t, "chA back on the gateway", func() bool { return has("chA") })
 }

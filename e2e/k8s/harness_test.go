@@ -269,7 +269,7 @@ func (e *env) startDaemon(n *sandbox.Node) error {
 const leaseNamespace = "ovn-overlay"
 
 func (e *env) daemonArgs() []string {
-	return []string{"-v", "--kubeconfig=" + e.daemonKubeconfig, "--lease-namespace=" + leaseNamespace}
+	return []string{"-v", "--kubeconfig=" + e.daemonKubeconfig, "--lease-namespace=" + leaseNamespace, "--external-network=" + externalNetworkFlag}
 }
 
 // multusConfig is the node's Multus config: the cluster network is the
