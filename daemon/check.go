@@ -26,8 +26,10 @@ import (
 
 // Check verifies that an attachment is still as ADD left it: logical switch
 // port, OVS interface bound and installed, the pod interface with its MAC,
-// addresses, routes and MTU, and the runtime's prevResult. It reports every
-// drift it finds.
+// addresses, routes and MTU, and the runtime's prevResult; on localnet the
+// node's patch to the physical network, with external connectivity the
+// network's gateway and its gateway chassis. It reports every drift it
+// finds.
 func (d *Daemon) Check(ctx context.Context, req cniproto.Request) error {
 	r, err := parseRequest(req)
 	if err != nil {
@@ -75,6 +77,9 @@ func (d *Daemon) Check(ctx context.Context, req cniproto.Request) error {
 			return err
 		}
 		routes = nw.Routes()
+		if err := nw.CheckGateway(); err != nil {
+			drift = append(drift, err)
+		}
 	}
 	if iface != nil {
 		if err := netns.Check(r.netns, netns.Attachment{

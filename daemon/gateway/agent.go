@@ -37,11 +37,10 @@ func (a *Agent) Run(stop <-chan struct{}) {
 	if resync == 0 {
 		resync = 30 * time.Second
 	}
-	joined := map[string]bool{} // gateway port UUIDs this node is on
 	for {
 		changed := a.NB.RouterPortsChanged()
 		wait := resync
-		if err := a.sync(joined); err != nil {
+		if err := a.sync(); err != nil {
 			a.Log.Warn("joining gateways failed; retrying", "err", err)
 			wait = retry
 		}
@@ -60,7 +59,7 @@ func (a *Agent) Run(stop <-chan struct{}) {
 	}
 }
 
-func (a *Agent) sync(joined map[string]bool) error {
+func (a *Agent) sync() error {
 	ports, err := a.NB.GatewayPorts()
 	if err != nil {
 		return err
@@ -69,20 +68,17 @@ func (a *Agent) sync(joined map[string]bool) error {
 		_, member := p.Chassis[a.Chassis]
 		serves := a.Serves(p.PhysicalNetwork)
 		switch {
-		case serves && (joined[p.UUID] || member):
-			joined[p.UUID] = true
-		case serves:
+		case serves && !member:
+			// Also a row removed behind the agent's back comes back.
 			if err := a.join(p); err != nil {
 				return err
 			}
-			joined[p.UUID] = true
-		case member:
+		case !serves && member:
 			// The mapping went (or the node was told it is no gateway):
 			// as the active gateway it would black-hole the network.
 			if err := a.leave(p); err != nil {
 				return err
 			}
-			delete(joined, p.UUID)
 		}
 	}
 	return nil

@@ -148,4 +148,15 @@ func TestAgentLeavesWhenNoLongerServing(t *testing.T) {
 	}
 	serves.Store(true)
 	ovntest.Eventually(t, "chA back on the gateway", func() bool { return has("chA") })
+
+	// A row removed behind the agent's back comes back too.
+	ports, err := setup.GatewayPorts()
+	if err != nil || len(ports) != 1 {
+		t.Fatalf("gateway ports %v, %v", ports, err)
+	}
+	if err := setup.LeaveGateway(context.Background(), ports[0], "chA"); err != nil {
+		t.Fatal(err)
+	}
+	ovntest.Eventually(t, "chA off the gateway by hand", func() bool { return !has("chA") })
+	ovntest.Eventually(t, "chA back on the gateway after its row was removed", func() bool { return has("chA") })
 }

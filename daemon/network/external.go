@@ -103,7 +103,25 @@ func (ns *Registry) setUpExternal(ctx context.Context, n *Network, plan *externa
 			}
 		}
 	}
-	n.externalIP = addr
+	n.externalIP, n.externalPhysnet = addr, plan.PhysicalNetwork
+	return nil
+}
+
+// CheckGateway says what keeps the network's pods from getting out, as
+// the NB shows it: its gateway port gone, or no gateway chassis for OVN
+// to bind it on. nil for networks without external connectivity.
+func (n *Network) CheckGateway() error {
+	if !n.externalIP.IsValid() {
+		return nil
+	}
+	name := gatewayPortName(n.name)
+	chassis, err := n.nb.GatewayChassis(name)
+	switch {
+	case err != nil:
+		return fmt.Errorf("network %s has no gateway port %s in the NB (deleted behind ovn-overlay's back? the network's next setup recreates it once no pod uses it): %w", n.name, name, err)
+	case len(chassis) == 0:
+		return fmt.Errorf("network %s's gateway %s has no gateway chassis: no node serves physical network %q (maps it in ovn-bridge-mappings and runs with --gateway-node), so its pods cannot get out", n.name, name, n.externalPhysnet)
+	}
 	return nil
 }
 

@@ -49,7 +49,8 @@ type Network struct {
 	// externalIP is the network's gateway address on the external
 	// physical network (external connectivity only): what external hosts
 	// see as its pods' source.
-	externalIP netip.Addr
+	externalIP      netip.Addr
+	externalPhysnet string
 	// pool indexes addresses. Without subnets it has no ranges and only
 	// guards requested static addresses against duplicates.
 	pool *ipam.Pool
