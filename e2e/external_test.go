@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containernetworking/cni/pkg/types"
+
 	"github.com/ovn-overlay/ovn-overlay/cniproto"
 	"github.com/ovn-overlay/ovn-overlay/sandbox"
 )
@@ -366,4 +368,29 @@ func TestExternalStatus(t *testing.T) {
 	if _, err := invoke(t, p, "STATUS", "", known); err != nil {
 		t.Errorf("STATUS for the configured external network: %v", err)
 	}
+}
+
+// TestExternalCheck: CHECK of an attachment with external connectivity
+// passes as ADD left it, and reports the pod's route to the external
+// prefixes when it goes.
+func TestExternalCheck(t *testing.T) {
+	network := "ext-check-" + randomID()[:4]
+	extra := map[string]any{"topology": "layer3", "has_external_connectivity": true}
+	conf := layer2Config(network, "10.87.0.0/16/24", extra)
+	p := newPod(t, node(t, 1), "check")
+	out, err := invoke(t, p, "ADD", "net1", conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = invoke(t, p, "DEL", "net1", conf) })
+	extra["prevResult"] = rawJSON(out)
+	check := layer2Config(network, "10.87.0.0/16/24", extra)
+	if _, err := invoke(t, p, "CHECK", "net1", check); err != nil {
+		t.Fatalf("CHECK right after ADD: %v", err)
+	}
+	if _, err := p.Run("ip", "route", "del", extSubnet); err != nil {
+		t.Fatal(err)
+	}
+	_, err = invoke(t, p, "CHECK", "net1", check)
+	cniError(t, err, types.ErrInternal, extSubnet)
 }

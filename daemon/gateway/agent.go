@@ -32,7 +32,7 @@ type Agent struct {
 // port changes (a new gateway port) and every resync interval (a bridge
 // mapping added since: OVS, not the NB).
 func (a *Agent) Run(stop <-chan struct{}) {
-	const settle, retry = 200 * time.Millisecond, 2 * time.Second
+	const settle, retry = 50 * time.Millisecond, 2 * time.Second
 	resync := a.Resync
 	if resync == 0 {
 		resync = 30 * time.Second

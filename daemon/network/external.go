@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/ovn-overlay/ovn-overlay/daemon/gateway"
 	"github.com/ovn-overlay/ovn-overlay/externalids"
@@ -104,7 +105,37 @@ func (ns *Registry) setUpExternal(ctx context.Context, n *Network, plan *externa
 		}
 	}
 	n.externalIP, n.externalPhysnet = addr, plan.PhysicalNetwork
+	ns.awaitGatewayChassis(ctx, n)
 	return nil
+}
+
+// gatewayChassisWait bounds how long a network's first setup on a node
+// waits for its gateway to get a gateway chassis.
+const gatewayChassisWait = 2 * time.Second
+
+// awaitGatewayChassis waits, once per network and node and at most
+// gatewayChassisWait, for the gateway nodes' agents to join a new gateway,
+// so that the first pods do not come up before their network has a way
+// out (and CHECK right after ADD does not report it). Without any gateway
+// node the network still serves east/west traffic: the ADD goes on, and
+// CHECK says what is missing.
+func (ns *Registry) awaitGatewayChassis(ctx context.Context, n *Network) {
+	deadline := time.NewTimer(gatewayChassisWait)
+	defer deadline.Stop()
+	for {
+		changed := ns.nb.RouterPortsChanged()
+		if n.CheckGateway() == nil {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			n.log.Warn("the network's gateway has no gateway chassis yet: no node serves its physical network (ovn-bridge-mappings and --gateway-node); pods attach, but cannot reach external networks", "gateway", gatewayPortName(n.name), "physicalNetwork", n.externalPhysnet)
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // CheckGateway says what keeps the network's pods from getting out, as

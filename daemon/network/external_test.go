@@ -15,7 +15,8 @@ import (
 // agree on its gateway address (from the operator's range), its router
 // takes the subnet's first address, which no pod gets, and its pods route
 // the external subnet via that address. CheckGateway reports a gateway no
-// node can host until one joins it.
+// node can host until one joins it (and setup waited gatewayChassisWait
+// for one, in vain).
 func TestExternalLayer2(t *testing.T) {
 	endpoint := ovntest.StartNB(t)
 	ctx := context.Background()
@@ -68,6 +69,7 @@ func TestExternalGatewayAddresses(t *testing.T) {
 	endpoint := ovntest.StartNB(t)
 	ctx := context.Background()
 	a := simNodeWith(t, endpoint, "node-a", Options{External: testExternal(t)}, nil)
+	runGatewayAgent(t, a)
 	first, err := a.Get(ctx, extConf(t, "x1", "layer3", "10.208.0.0/16/24"))
 	if err != nil {
 		t.Fatal(err)

@@ -2,10 +2,12 @@ package network
 
 import (
 	"context"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ovn-overlay/ovn-overlay/daemon/gateway"
 	"github.com/ovn-overlay/ovn-overlay/externalids"
 	"github.com/ovn-overlay/ovn-overlay/netconf"
 	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
@@ -29,7 +31,19 @@ func newIdleNode(t *testing.T, endpoint, name string) *idleNode {
 		External: testExternal(t),
 	}, nil)
 	n.StartJanitor()
+	runGatewayAgent(t, n.Registry)
 	return n
+}
+
+// runGatewayAgent makes the node host gateways, as nodes mapping the
+// physical network do: a network with external connectivity waits for a
+// gateway chassis on its first setup.
+func runGatewayAgent(t *testing.T, r *Registry) {
+	t.Helper()
+	agent := &gateway.Agent{NB: r.nb, Chassis: r.node, Node: r.node, Serves: func(string) bool { return true }, Log: slog.New(slog.DiscardHandler)}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() { defer close(done); agent.Run(stop) }()
+	t.Cleanup(func() { close(stop); <-done })
 }
 
 // rowsOf counts a network's committed rows with a fresh client.

@@ -84,7 +84,9 @@ func buildAll(bin string) error {
 		}
 		step("built %s in %s", b.out, time.Since(start).Round(time.Second))
 	}
-	return nil
+	// The plugin under the enhancement's type too, as the DaemonSet
+	// installs it: Multus runs a NAD's "type" from the CNI bin dir.
+	return os.Symlink("ovn-k8s-cni-overlay", filepath.Join(bin, "ovn-kubernetes"))
 }
 
 func freePort() (int, error) {
