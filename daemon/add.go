@@ -61,6 +61,7 @@ func (d *Daemon) Add(ctx context.Context, req cniproto.Request) (json.RawMessage
 		if terr := d.teardown(context.WithoutCancel(ctx), r.id, r.netns); terr != nil {
 			d.log.Error("rollback of a failed ADD left something behind; the next DEL retries", "attachment", r.id, "err", terr)
 		}
+		d.claimFailed(context.WithoutCancel(ctx), p, err)
 		return nil, err
 	}
 	return encodeResult(p, done)
@@ -272,16 +273,48 @@ func (d *Daemon) relabel(ctx context.Context, p *addPlan) error {
 
 // recordClaim makes the first pod of an IPAMClaim's addresses the claim's:
 // from now on they are kept for it, here at once and on other nodes
-// through their informers.
+// through their informers. Every pod that gets the claim's addresses
+// becomes its owner pod, with IPsAllocated True.
 func (d *Daemon) recordClaim(ctx context.Context, p *addPlan, port network.PortResult) error {
-	if p.claim == nil || len(p.claim.IPs) > 0 || len(port.Addrs) == 0 {
+	if p.claim == nil || len(port.Addrs) == 0 {
+		return nil
+	}
+	first := len(p.claim.IPs) == 0
+	if !first && p.claim.OwnerPod == p.r.args.PodName && p.claim.Allocated {
 		return nil
 	}
 	if err := d.kube.RecordClaim(ctx, p.claim, p.r.args.PodName, port.Addrs); err != nil {
 		return err
 	}
-	p.nw.PinClaim(p.claim.Key(), network.PrefixAddrs(port.Addrs))
+	if first {
+		p.nw.PinClaim(p.claim.Key(), network.PrefixAddrs(port.Addrs))
+	}
 	return nil
+}
+
+// claimFailed tells the ADD's IPAMClaim, if any, why its first pod got no
+// addresses (best effort: the ADD's own error is what the runtime sees). A
+// claim with addresses already has a pod that got them; a later pod's
+// failure (another pod of the VM while the first still runs) is that
+// pod's, not the claim's.
+func (d *Daemon) claimFailed(ctx context.Context, p *addPlan, err error) {
+	if p == nil || p.claim == nil || len(p.claim.IPs) > 0 {
+		return
+	}
+	var reason string
+	switch {
+	case errors.Is(err, ipam.ErrExhausted):
+		reason = kube.ReasonSubnetExhausted
+	case errors.Is(err, ipam.ErrInUse):
+		reason = kube.ReasonIPConflict
+	case errors.Is(err, network.ErrMACInUse):
+		reason = kube.ReasonMACConflict
+	default:
+		return
+	}
+	if werr := d.kube.ClaimNotAllocated(ctx, p.claim, p.r.args.PodName, reason, err.Error()); werr != nil {
+		d.log.Warn("cannot record a failed allocation in the IPAMClaim", "claim", p.claim.Key(), "reason", reason, "err", werr)
+	}
 }
 
 // persistentClaim returns the IPAMClaim the attachment references, if the

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 
 	ipamv1alpha1 "github.com/k8snetworkplumbingwg/ipamclaims/pkg/crd/ipamclaims/v1alpha1"
 	nadutils "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/utils"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/cache"
@@ -26,7 +28,22 @@ type Claim struct {
 	Namespace, Name string
 	// IPs are the addresses recorded in the claim's status, if any yet.
 	IPs []netip.Prefix
+	// OwnerPod is the pod the status names; Allocated says its
+	// IPsAllocated condition is True. An ADD that finds both as it would
+	// write them writes nothing.
+	OwnerPod  string
+	Allocated bool
 }
+
+// The IPsAllocated condition of an IPAMClaim's status and its reasons, as
+// KubeVirt and OVN-Kubernetes use them.
+const (
+	ConditionIPsAllocated = "IPsAllocated"
+	ReasonAllocated       = "SuccessfulAllocation"
+	ReasonSubnetExhausted = "SubnetExhausted"
+	ReasonIPConflict      = "IPAddressConflict"
+	ReasonMACConflict     = "MACAddressConflict"
+)
 
 // Key names the claim in the address index.
 func (c *Claim) Key() string {
@@ -63,7 +80,11 @@ func (c *Client) ClaimFor(ctx context.Context, podNamespace, podName, nadName, i
 		if err != nil {
 			return nil, fmt.Errorf("IPAMClaim %s/%s referenced by pod %s/%s: %w", podNamespace, el.IPAMClaimReference, podNamespace, podName, err)
 		}
-		out := &Claim{Namespace: claim.Namespace, Name: claim.Name}
+		out := &Claim{Namespace: claim.Namespace, Name: claim.Name,
+			Allocated: meta.IsStatusConditionTrue(claim.Status.Conditions, ConditionIPsAllocated)}
+		if claim.Status.OwnerPod != nil {
+			out.OwnerPod = claim.Status.OwnerPod.Name
+		}
 		for _, s := range claim.Status.IPs {
 			p, err := netip.ParsePrefix(s)
 			if err != nil {
@@ -90,24 +111,49 @@ func (c *Client) podFresh(ctx context.Context, namespace, name string) (*corev1.
 	return p, nil
 }
 
-// RecordClaim writes the addresses allocated for the claim's first pod.
+// RecordClaim makes the claim's status say that podName holds it with
+// ips: the addresses (only the first pod's are ever recorded: later pods
+// get them), the owner pod and IPsAllocated True.
 func (c *Client) RecordClaim(ctx context.Context, claim *Claim, podName string, ips []netip.Prefix) error {
+	return c.updateClaimStatus(ctx, claim, func(st *ipamv1alpha1.IPAMClaimStatus) {
+		if len(st.IPs) == 0 {
+			for _, p := range ips {
+				st.IPs = append(st.IPs, p.String())
+			}
+		}
+		st.OwnerPod = &ipamv1alpha1.OwnerPod{Name: podName}
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+			Type: ConditionIPsAllocated, Status: metav1.ConditionTrue, Reason: ReasonAllocated,
+			Message: fmt.Sprintf("pod %s holds %s", podName, strings.Join(st.IPs, ",")),
+		})
+	})
+}
+
+// ClaimNotAllocated records in the claim's status why podName could not
+// get its addresses: IPsAllocated False with reason, keeping the
+// addresses and owner already recorded.
+func (c *Client) ClaimNotAllocated(ctx context.Context, claim *Claim, podName, reason, message string) error {
+	return c.updateClaimStatus(ctx, claim, func(st *ipamv1alpha1.IPAMClaimStatus) {
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+			Type: ConditionIPsAllocated, Status: metav1.ConditionFalse, Reason: reason,
+			Message: fmt.Sprintf("pod %s: %s", podName, message),
+		})
+	})
+}
+
+func (c *Client) updateClaimStatus(ctx context.Context, claim *Claim, change func(*ipamv1alpha1.IPAMClaimStatus)) error {
 	obj, err := c.Claims.K8sV1alpha1().IPAMClaims(claim.Namespace).Get(ctx, claim.Name, metav1.GetOptions{})
 	if err != nil {
 		return fmt.Errorf("IPAMClaim %s/%s: %w", claim.Namespace, claim.Name, err)
 	}
-	obj.Status.IPs = nil
-	for _, p := range ips {
-		obj.Status.IPs = append(obj.Status.IPs, p.String())
-	}
-	obj.Status.OwnerPod = &ipamv1alpha1.OwnerPod{Name: podName}
+	change(&obj.Status)
 	// The update carries the resourceVersion read above: if another node
 	// recorded addresses in between, it fails instead of overwriting them.
 	if _, err := c.Claims.K8sV1alpha1().IPAMClaims(claim.Namespace).UpdateStatus(ctx, obj, metav1.UpdateOptions{}); err != nil {
 		if apierrors.IsConflict(err) {
-			return fmt.Errorf("IPAMClaim %s/%s changed while recording its addresses; retry the ADD: %w", claim.Namespace, claim.Name, err)
+			return fmt.Errorf("IPAMClaim %s/%s changed while its status was written; retry the ADD: %w", claim.Namespace, claim.Name, err)
 		}
-		return fmt.Errorf("record addresses in IPAMClaim %s/%s: %w", claim.Namespace, claim.Name, err)
+		return fmt.Errorf("write the status of IPAMClaim %s/%s: %w", claim.Namespace, claim.Name, err)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package network
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -36,12 +37,15 @@ func (m *macIndex) observe(port string, mac net.HardwareAddr) {
 	m.byPort[port] = mac.String()
 }
 
+// ErrMACInUse marks a requested MAC another port of the network holds.
+var ErrMACInUse = errors.New("MAC address in use")
+
 // reserve records mac for port, or says which port holds it already.
 func (m *macIndex) reserve(port string, mac net.HardwareAddr) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if owner, ok := m.byMAC[mac.String()]; ok && owner != port {
-		return fmt.Errorf("MAC %s is already used on this network by port %s", mac, owner)
+		return fmt.Errorf("%w: MAC %s is already used on this network by port %s", ErrMACInUse, mac, owner)
 	}
 	m.byMAC[mac.String()] = port
 	m.byPort[port] = mac.String()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	ipamv1alpha1 "github.com/k8snetworkplumbingwg/ipamclaims/pkg/crd/ipamclaims/v1alpha1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -52,6 +53,7 @@ func ipamClaimAcrossNodes(t *testing.T, topology, subnet, extra string) {
 	if len(claim.Status.IPs) != 1 || claim.Status.IPs[0] != addr.String() || claim.Status.OwnerPod == nil || claim.Status.OwnerPod.Name != "virt-launcher-vm-a-1" {
 		t.Fatalf("claim status %+v, want ips [%s] owned by the first pod", claim.Status, addr)
 	}
+	wantClaimCondition(t, ns, "vm-a.net1", metav1.ConditionTrue, "SuccessfulAllocation")
 
 	// The VM stops: its pod goes, the claim keeps the address.
 	stopPod(t, first)
@@ -66,12 +68,30 @@ func ipamClaimAcrossNodes(t *testing.T, topology, subnet, extra string) {
 	if _, err := runPod(t, node(1), ns, "one-too-many", "persistent"); err == nil || !strings.Contains(err.Error(), "out of addresses") {
 		t.Fatalf("with only the claimed address left: got %v, want out of addresses", err)
 	}
+	// Another VM's first pod finds no address: its claim says why.
+	if _, err := claims.Create(ctx, &ipamv1alpha1.IPAMClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "vm-b.net1", Namespace: ns},
+		Spec:       ipamv1alpha1.IPAMClaimSpec{Network: network, Interface: "net1"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runPod(t, node(1), ns, "virt-launcher-vm-b-1", `[{"name":"persistent","ipam-claim-reference":"vm-b.net1"}]`); err == nil {
+		t.Fatal("a VM's pod got an address of a full network")
+	}
+	wantClaimCondition(t, ns, "vm-b.net1", metav1.ConditionFalse, "SubnetExhausted")
+	if err := claims.Delete(ctx, "vm-b.net1", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
 
 	// The VM starts again, on the other node: same address.
 	second := mustRunPod(t, node(1), ns, "virt-launcher-vm-a-2", selection)
 	if got := second.ifAddr(t, "net1", false); got != addr {
 		t.Fatalf("restarted VM got %s, want its claimed %s", got, addr)
 	}
+	if claim, err := claims.Get(ctx, "vm-a.net1", metav1.GetOptions{}); err != nil || claim.Status.OwnerPod == nil || claim.Status.OwnerPod.Name != "virt-launcher-vm-a-2" {
+		t.Fatalf("claim after the restart: %+v (%v), want owner pod virt-launcher-vm-a-2", claim, err)
+	}
+	wantClaimCondition(t, ns, "vm-a.net1", metav1.ConditionTrue, "SuccessfulAllocation")
 	others[0].ping(t, "net1", addr.Addr())
 
 	// Deleting the VM and its claim frees the address.
@@ -106,5 +126,18 @@ func stopPod(t *testing.T, p *runtimePod) {
 	zero := int64(0)
 	if err := e.kube.CoreV1().Pods(p.obj.Namespace).Delete(context.Background(), p.obj.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// wantClaimCondition checks the claim's IPsAllocated condition.
+func wantClaimCondition(t *testing.T, ns, name string, status metav1.ConditionStatus, reason string) {
+	t.Helper()
+	claim, err := e.claims.K8sV1alpha1().IPAMClaims(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := meta.FindStatusCondition(claim.Status.Conditions, "IPsAllocated")
+	if c == nil || c.Status != status || c.Reason != reason {
+		t.Fatalf("IPAMClaim %s/%s IPsAllocated = %+v, want %s %s", ns, name, c, status, reason)
 	}
 }
