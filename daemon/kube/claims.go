@@ -147,6 +147,10 @@ func (c *Client) updateClaimStatus(ctx context.Context, claim *Claim, change fun
 		return fmt.Errorf("IPAMClaim %s/%s: %w", claim.Namespace, claim.Name, err)
 	}
 	change(&obj.Status)
+	if obj.Status.IPs == nil {
+		// The CRD requires the list; nil would be sent as null.
+		obj.Status.IPs = []string{}
+	}
 	// The update carries the resourceVersion read above: if another node
 	// recorded addresses in between, it fails instead of overwriting them.
 	if _, err := c.Claims.K8sV1alpha1().IPAMClaims(claim.Namespace).UpdateStatus(ctx, obj, metav1.UpdateOptions{}); err != nil {
