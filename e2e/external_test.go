@@ -78,50 +78,11 @@ func gatewayIP(t *testing.T, network string) netip.Addr {
 // host's dst and returns the source address the host saw.
 func sourceSeenByExternal(t *testing.T, p *testPod, ext *sandbox.ExternalHost, dst netip.Addr) netip.Addr {
 	t.Helper()
-	var l net.Listener
-	if err := sandbox.InNetns(ext.NetnsPath, func() (err error) {
-		l, err = net.Listen("tcp", netip.AddrPortFrom(dst, 0).String())
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = io.WriteString(c, c.RemoteAddr().String())
-			c.Close()
-		}
-	}()
-	var seen string
-	var err error
-	for attempt := 0; attempt < 3; attempt++ { // the first packets may wait on ARP and the gateway's binding
-		err = sandbox.InNetns(p.NetnsPath, func() error {
-			c, err := net.DialTimeout("tcp", l.Addr().String(), 3*time.Second)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(3 * time.Second))
-			b, err := io.ReadAll(c)
-			seen = string(b)
-			return err
-		})
-		if err == nil {
-			break
-		}
-	}
+	seen, err := ext.SourceSeen(p.NetnsPath, dst)
 	if err != nil {
-		t.Fatalf("TCP %s -> external host %s: %v", p.Name, l.Addr(), err)
+		t.Fatalf("%s: %v", p.Name, err)
 	}
-	ap, err := netip.ParseAddrPort(seen)
-	if err != nil {
-		t.Fatalf("external host reported peer %q: %v", seen, err)
-	}
-	return ap.Addr()
+	return seen
 }
 
 // TestExternalConnectivity: pods on both nodes of a layer2 and of a layer3

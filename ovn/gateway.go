@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"time"
@@ -245,10 +246,13 @@ func (nb *Northbound) createGateway(ctx context.Context, g GatewaySpec, external
 // port routerPort on a switch; it is named after the router port.
 func switchEnd(uuid, routerPort string, ids map[string]string) *nbdb.LogicalSwitchPort {
 	return &nbdb.LogicalSwitchPort{
-		UUID: uuid, Name: routerPort + "-lsp", Type: "router", Addresses: []string{"router"},
+		UUID: uuid, Name: switchEndName(routerPort), Type: "router", Addresses: []string{"router"},
 		Options: map[string]string{"router-port": routerPort}, ExternalIDs: owned(ids),
 	}
 }
+
+// switchEndName names the switch end of router port routerPort.
+func switchEndName(routerPort string) string { return routerPort + "-lsp" }
 
 // defaultPrefix is the default route of addr's family.
 func defaultPrefix(addr netip.Addr) netip.Prefix {
@@ -278,19 +282,24 @@ func (nb *Northbound) GatewayPorts() ([]GatewayPort, error) {
 		return nil, err
 	}
 	out := make([]GatewayPort, 0, len(lrps))
-	for _, p := range lrps {
-		g := GatewayPort{Name: p.Name, UUID: p.UUID, Network: p.ExternalIDs[externalids.Network],
-			PhysicalNetwork: p.ExternalIDs[externalids.PhysicalNetwork], Chassis: map[string]int{}, rows: map[string]string{}}
-		for _, u := range p.GatewayChassis {
-			gc := &nbdb.GatewayChassis{UUID: u}
-			if err := nb.client.Get(context.Background(), gc); err == nil {
-				g.Chassis[gc.ChassisName] = gc.Priority
-				g.rows[gc.ChassisName] = u
-			}
-		}
-		out = append(out, g)
+	for i := range lrps {
+		out = append(out, nb.gatewayPortOf(&lrps[i]))
 	}
 	return out, nil
+}
+
+// gatewayPortOf is lrp with its gateway chassis rows read from the cache.
+func (nb *Northbound) gatewayPortOf(lrp *nbdb.LogicalRouterPort) GatewayPort {
+	g := GatewayPort{Name: lrp.Name, UUID: lrp.UUID, Network: lrp.ExternalIDs[externalids.Network],
+		PhysicalNetwork: lrp.ExternalIDs[externalids.PhysicalNetwork], Chassis: map[string]int{}, rows: map[string]string{}}
+	for _, u := range lrp.GatewayChassis {
+		gc := &nbdb.GatewayChassis{UUID: u}
+		if err := nb.client.Get(context.Background(), gc); err == nil {
+			g.Chassis[gc.ChassisName] = gc.Priority
+			g.rows[gc.ChassisName] = u
+		}
+	}
+	return g
 }
 
 // JoinGateway makes chassis (of node) one of the gateway port's gateway
@@ -304,7 +313,8 @@ func (nb *Northbound) JoinGateway(ctx context.Context, portName, chassis, node s
 		return fmt.Errorf("gateway port %s is not in the NB cache", portName)
 	}
 	name := portName + "-" + chassis
-	if nb.client.Get(ctx, &nbdb.GatewayChassis{Name: name}) == nil {
+	inCache := func() bool { return nb.client.Get(ctx, &nbdb.GatewayChassis{Name: name}) == nil }
+	if inCache() {
 		return nil
 	}
 	gc := &nbdb.GatewayChassis{UUID: "newgc", Name: name, ChassisName: chassis, Priority: priority,
@@ -317,9 +327,6 @@ func (nb *Northbound) JoinGateway(ctx context.Context, portName, chassis, node s
 	attach, err := nb.client.Where(port).Mutate(port, model.Mutation{Field: &port.GatewayChassis, Mutator: ovsdb.MutateOperationInsert, Value: []string{gc.UUID}})
 	if err != nil {
 		return err
-	}
-	inCache := func() bool {
-		return nb.client.Get(ctx, &nbdb.GatewayChassis{Name: name}) == nil
 	}
 	err = nb.createUnique(ctx, nbdb.GatewayChassisTable, name, nil, inCache, append(create, attach...)...)
 	if errors.Is(err, ErrConflict) {
@@ -340,8 +347,7 @@ func (nb *Northbound) LeaveGateway(ctx context.Context, g GatewayPort, chassis s
 	if !ok {
 		return nil
 	}
-	port := &nbdb.LogicalRouterPort{UUID: g.UUID}
-	ops, err := nb.client.Where(port).Mutate(port, model.Mutation{Field: &port.GatewayChassis, Mutator: ovsdb.MutateOperationDelete, Value: []string{uuid}})
+	ops, err := nb.dropGatewayChassis(g.UUID, []string{uuid})
 	if err != nil {
 		return err
 	}
@@ -351,24 +357,21 @@ func (nb *Northbound) LeaveGateway(ctx context.Context, g GatewayPort, chassis s
 	return nil
 }
 
+// dropGatewayChassis is the operation taking gateway chassis rows off a
+// gateway port; the rows are not root rows, so they go with the reference.
+func (nb *Northbound) dropGatewayChassis(portUUID string, rows []string) ([]ovsdb.Operation, error) {
+	port := &nbdb.LogicalRouterPort{UUID: portUUID}
+	return nb.client.Where(port).Mutate(port, model.Mutation{Field: &port.GatewayChassis, Mutator: ovsdb.MutateOperationDelete, Value: rows})
+}
+
 // GatewayChassis lists the chassis names of a gateway port's gateway
 // chassis rows, sorted.
 func (nb *Northbound) GatewayChassis(portName string) ([]string, error) {
-	ports, err := nb.GatewayPorts()
-	if err != nil {
-		return nil, err
+	lrp, ok := nb.RouterPort(portName)
+	if !ok {
+		return nil, fmt.Errorf("gateway port %s is not in the NB cache", portName)
 	}
-	for _, p := range ports {
-		if p.Name == portName {
-			var out []string
-			for c := range p.Chassis {
-				out = append(out, c)
-			}
-			slices.Sort(out)
-			return out, nil
-		}
-	}
-	return nil, fmt.Errorf("gateway port %s is not in the NB cache", portName)
+	return slices.Sorted(maps.Keys(nb.gatewayPortOf(lrp).Chassis)), nil
 }
 
 // RouterLink joins a switch to a router: a router port with the given

@@ -161,7 +161,7 @@ func (nb *Northbound) leaveExternalSwitches(lr *nbdb.LogicalRouter) ([]ovsdb.Ope
 		if nb.client.Get(context.Background(), lrp) != nil || lrp.ExternalIDs[externalids.GatewayIP] == "" {
 			continue
 		}
-		end, ok := nb.Port(lrp.Name + "-lsp")
+		end, ok := nb.Port(switchEndName(lrp.Name))
 		if !ok {
 			continue
 		}

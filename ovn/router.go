@@ -288,8 +288,7 @@ func (nb *Northbound) leaveGateways(ctx context.Context, node string) ([]ovsdb.O
 		if len(drop) == 0 {
 			continue
 		}
-		m := &nbdb.LogicalRouterPort{UUID: p.UUID}
-		mut, err := nb.client.Where(m).Mutate(m, model.Mutation{Field: &m.GatewayChassis, Mutator: ovsdb.MutateOperationDelete, Value: drop})
+		mut, err := nb.dropGatewayChassis(p.UUID, drop)
 		if err != nil {
 			return nil, err
 		}

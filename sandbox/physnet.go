@@ -3,10 +3,13 @@ package sandbox
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"os/exec"
 	"strings"
 	"sync"
+	"time"
 )
 
 // The datacenter network (Options.PhysicalNetwork) is what OVN localnet
@@ -366,4 +369,55 @@ func (h *ExternalHost) Ping(dst netip.Addr, attempts int) error {
 		}
 	}
 	return fmt.Errorf("external host cannot reach %s after %d attempts: %w", dst, attempts, err)
+}
+
+// SourceSeen opens a TCP connection from the network namespace at
+// fromNetns to a listener on the host's address dst and returns the source
+// address the host saw: what a pod behind SNAT looks like from outside. It
+// tries three times, since the first packets may wait on ARP and a
+// gateway's binding.
+func (h *ExternalHost) SourceSeen(fromNetns string, dst netip.Addr) (netip.Addr, error) {
+	var l net.Listener
+	if err := InNetns(h.NetnsPath, func() (err error) {
+		l, err = net.Listen("tcp", netip.AddrPortFrom(dst, 0).String())
+		return err
+	}); err != nil {
+		return netip.Addr{}, err
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = io.WriteString(c, c.RemoteAddr().String())
+			c.Close()
+		}
+	}()
+	var seen string
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if err = InNetns(fromNetns, func() error {
+			c, err := net.DialTimeout("tcp", l.Addr().String(), 3*time.Second)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+			b, err := io.ReadAll(c)
+			seen = string(b)
+			return err
+		}); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("TCP to the external host's %s: %w", l.Addr(), err)
+	}
+	ap, err := netip.ParseAddrPort(seen)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("external host reported peer %q: %w", seen, err)
+	}
+	return ap.Addr(), nil
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -248,56 +246,17 @@ func gatewayChassis(cluster *sandbox.Cluster, network string) (string, error) {
 	return fmt.Sprintf("gateway chassis %s; active on %s", strings.Join(chassis, ", "), active), nil
 }
 
-// sourcesSeenByExternal opens a TCP connection from each pod to a listener
-// on the external host's router address and returns the source address the
-// host saw for each.
+// sourcesSeenByExternal opens a TCP connection from each pod to the
+// external host's router address and returns the source address the host
+// saw for each.
 func sourcesSeenByExternal(ext *sandbox.ExternalHost, pods []tenantPod) ([]netip.Addr, error) {
-	var l net.Listener
-	if err := sandbox.InNetns(ext.NetnsPath, func() (err error) {
-		l, err = net.Listen("tcp", net.JoinHostPort(externalRouter, "0"))
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = io.WriteString(c, c.RemoteAddr().String())
-			c.Close()
-		}
-	}()
 	var out []netip.Addr
 	for _, p := range pods {
-		var seen string
-		var err error
-		for attempt := 0; attempt < 3; attempt++ {
-			err = sandbox.InNetns(p.pod.NetnsPath, func() error {
-				c, err := net.DialTimeout("tcp", l.Addr().String(), 3*time.Second)
-				if err != nil {
-					return err
-				}
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(3 * time.Second))
-				b, err := io.ReadAll(c)
-				seen = string(b)
-				return err
-			})
-			if err == nil {
-				break
-			}
-		}
+		seen, err := ext.SourceSeen(p.pod.NetnsPath, netip.MustParseAddr(externalRouter))
 		if err != nil {
-			return nil, fmt.Errorf("TCP %s -> the external host %s: %w", p.pod.Name, l.Addr(), err)
+			return nil, fmt.Errorf("%s: %w", p.pod.Name, err)
 		}
-		ap, err := netip.ParseAddrPort(seen)
-		if err != nil {
-			return nil, fmt.Errorf("external host reported peer %q: %w", seen, err)
-		}
-		out = append(out, ap.Addr())
+		out = append(out, seen)
 	}
 	return out, nil
 }
