@@ -4,7 +4,7 @@
 # Both install what they need first (Debian packages, Go modules). They
 # need root: the sandbox creates network namespaces, veths and OVS bridges.
 
-DEBS := openvswitch-switch ovn-central ovn-host iproute2 iputils-ping ethtool etcd-server
+DEBS := openvswitch-switch ovn-central ovn-host iproute2 iputils-ping ethtool etcd-server isc-dhcp-client
 GO   ?= go
 
 # The OVN the sandbox runs (demo, tests, benchmarks): 25.03 is Debian 13's

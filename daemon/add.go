@@ -131,10 +131,28 @@ func (d *Daemon) plan(ctx context.Context, r *request, nw *network.Network) (*ad
 			return nil, err
 		}
 	}
+	source, err := d.migrationSource(ctx, r, nw, claim)
+	if err != nil {
+		return nil, err
+	}
 	p.claim = claim
 	p.port = network.PortRequest{
 		Name: r.id.PortName(), MAC: mac, Static: static, Namespace: r.args.PodNamespace,
 		Claim: claim.Key(), ExternalIDs: d.portExternalIDs(r),
+	}
+	if claim != nil {
+		p.port.ExternalIDs[externalids.IPAMClaim] = claim.ID()
+	}
+	if p.port.DHCP, err = nw.DHCPFor(ctx, mtu, d.hostnameFor(r)); err != nil {
+		return nil, err
+	}
+	if source != nil {
+		// A live-migration target: the VM keeps its MAC; the port
+		// waits, disabled, for the hand-over.
+		if p.port.MAC, err = network.PortMAC(source); err != nil {
+			return nil, err
+		}
+		p.port.MigrateFrom = source.Name
 	}
 	if p.warm = nw.TakeWarm(len(static) == 0 && mac == nil && claim == nil); p.warm != nil {
 		// Recorded at once: if this ADD fails, its teardown deletes the
@@ -193,6 +211,9 @@ func (d *Daemon) attach(ctx context.Context, p *addPlan) (*attached, error) {
 			return nil, err
 		}
 		metrics.ObservePhase("relabel", phase)
+	}
+	if p.port.MigrateFrom != "" {
+		d.handOverIfRunning(p.r)
 	}
 	return &attached{links: links, port: port}, nil
 }
@@ -276,8 +297,8 @@ func (d *Daemon) relabel(ctx context.Context, p *addPlan) error {
 // through their informers. Every pod that gets the claim's addresses
 // becomes its owner pod, with IPsAllocated True.
 func (d *Daemon) recordClaim(ctx context.Context, p *addPlan, port network.PortResult) error {
-	if p.claim == nil || len(port.Addrs) == 0 {
-		return nil
+	if p.claim == nil || len(port.Addrs) == 0 || p.port.MigrateFrom != "" {
+		return nil // a migration target becomes the owner at the hand-over
 	}
 	first := len(p.claim.IPs) == 0
 	if !first && p.claim.OwnerPod == p.r.args.PodName && p.claim.Allocated {
@@ -324,6 +345,18 @@ func (d *Daemon) persistentClaim(ctx context.Context, r *request) (*kube.Claim, 
 		return nil, nil
 	}
 	return d.kube.ClaimFor(ctx, r.args.PodNamespace, r.args.PodName, r.conf.NADName, r.id.IfName)
+}
+
+// hostnameFor is the hostname DHCP offers the attachment's pod: its VM's
+// name for a KubeVirt VM (the guest's own name, the same on every node it
+// migrates to), else the pod's name.
+func (d *Daemon) hostnameFor(r *request) string {
+	if d.kube != nil {
+		if pod, ok := d.kube.Pod(r.args.PodNamespace, r.args.PodName); ok && kube.VMOf(pod) != "" {
+			return kube.VMOf(pod)
+		}
+	}
+	return r.args.PodName
 }
 
 // portExternalIDs are the attachment's keys on its logical switch port.

@@ -318,6 +318,12 @@ func (d *Daemon) startKube(ctx context.Context) error {
 		return err
 	}
 	d.kube = k
+	// KubeVirt's signal that a migrated VM runs on this node. Registered
+	// once d.kube is set: the handler uses it. A handler added to a
+	// started informer is still given every pod it holds.
+	if err := k.OnLocalPods(d.podChanged); err != nil {
+		return err
+	}
 	if d.cfg.LeaseNamespace != "" {
 		k.RunNodeCleanup(d.cfg.LeaseNamespace, kube.NodeReleaser{
 			Release: func(ctx context.Context, node string) error {

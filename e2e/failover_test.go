@@ -1,21 +1,15 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -86,207 +80,6 @@ func waitGatewayChassis(t *testing.T, c *sandbox.Cluster, network string, want f
 			t.Fatalf("gateway of %s on chassis %q after %s", network, got, timeout)
 		}
 	}
-}
-
-// pinger pings dst from the pod every 10 ms until stopped, and returns
-// the reply times.
-type pinger struct {
-	cmd  *exec.Cmd
-	out  io.ReadCloser
-	mu   sync.Mutex
-	seen []time.Time
-	done chan struct{}
-}
-
-var replyLine = regexp.MustCompile(`^\[(\d+\.\d+)\] \d+ bytes from`)
-
-func startPinger(t *testing.T, p *testPod, dst netip.Addr) *pinger {
-	t.Helper()
-	pg := &pinger{done: make(chan struct{})}
-	pg.cmd = exec.Command("ip", "netns", "exec", p.Netns, "ping", "-D", "-i", "0.01", "-W", "1", dst.String())
-	var err error
-	if pg.out, err = pg.cmd.StdoutPipe(); err != nil {
-		t.Fatal(err)
-	}
-	if err := pg.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		defer close(pg.done)
-		s := bufio.NewScanner(pg.out)
-		for s.Scan() {
-			if m := replyLine.FindStringSubmatch(s.Text()); m != nil {
-				f, _ := strconv.ParseFloat(m[1], 64)
-				pg.mu.Lock()
-				pg.seen = append(pg.seen, time.Unix(0, int64(f*1e9)))
-				pg.mu.Unlock()
-			}
-		}
-	}()
-	t.Cleanup(func() { _ = pg.cmd.Process.Kill(); _ = pg.cmd.Wait() })
-	return pg
-}
-
-func (pg *pinger) stop() []time.Time {
-	_ = pg.cmd.Process.Signal(os.Interrupt)
-	<-pg.done
-	_ = pg.cmd.Wait()
-	pg.mu.Lock()
-	defer pg.mu.Unlock()
-	return pg.seen
-}
-
-// replies counts the replies since t.
-func (pg *pinger) repliesSince(t time.Time) int {
-	pg.mu.Lock()
-	defer pg.mu.Unlock()
-	n := 0
-	for _, s := range pg.seen {
-		if s.After(t) {
-			n++
-		}
-	}
-	return n
-}
-
-// longestGap is the longest pause between consecutive times within
-// [from, to), less interval.
-func longestGap(times []time.Time, from, to time.Time, interval time.Duration) time.Duration {
-	var longest time.Duration
-	var prev time.Time
-	for _, ts := range times {
-		if ts.Before(from) {
-			prev = ts
-			continue
-		}
-		if !ts.Before(to) {
-			break
-		}
-		if !prev.IsZero() {
-			longest = max(longest, ts.Sub(prev)-interval)
-		}
-		prev = ts
-	}
-	return max(longest, 0)
-}
-
-// stream is a TCP connection from a pod to the external host that carries
-// a 64-byte message every 10 ms; the host echoes each and records when it
-// arrived.
-type stream struct {
-	conn   net.Conn
-	l      net.Listener
-	mu     sync.Mutex
-	got    []time.Time
-	sent   int
-	echoed int
-	err    error
-	// why says what failed, when the stream did not survive.
-	why    string
-	stopCh chan struct{}
-	wg     sync.WaitGroup
-}
-
-func startStream(t *testing.T, p *testPod, ext *sandbox.ExternalHost, dst netip.Addr) *stream {
-	t.Helper()
-	s := &stream{stopCh: make(chan struct{})}
-	if err := sandbox.InNetns(ext.NetnsPath, func() (err error) {
-		s.l, err = net.Listen("tcp", netip.AddrPortFrom(dst, 0).String())
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		c, err := s.l.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		buf := make([]byte, 64)
-		for {
-			if _, err := io.ReadFull(c, buf); err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.got = append(s.got, time.Now())
-			s.mu.Unlock()
-			if _, err := c.Write(buf); err != nil {
-				return
-			}
-		}
-	}()
-	err := sandbox.InNetns(p.NetnsPath, func() (err error) {
-		s.conn, err = net.DialTimeout("tcp", s.l.Addr().String(), 5*time.Second)
-		return err
-	})
-	if err != nil {
-		t.Fatalf("TCP stream to the external host: %v", err)
-	}
-	s.wg.Add(2)
-	go func() { // writer
-		defer s.wg.Done()
-		msg := make([]byte, 64)
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-s.stopCh:
-				return
-			case <-tick.C:
-			}
-			_ = s.conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
-			_, err := s.conn.Write(msg)
-			s.mu.Lock()
-			if err != nil {
-				s.err = err
-			} else {
-				s.sent++
-			}
-			s.mu.Unlock()
-			if err != nil {
-				return
-			}
-		}
-	}()
-	go func() { // reader of the echoes
-		defer s.wg.Done()
-		buf := make([]byte, 64)
-		for {
-			if _, err := io.ReadFull(s.conn, buf); err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.echoed++
-			s.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() { s.l.Close(); s.conn.Close() })
-	return s
-}
-
-// finish stops writing, waits for the last echoes and reports the
-// deliveries and whether the connection carried data both ways after
-// time after (the fault's end) without an error.
-func (s *stream) finish(after time.Time) (got []time.Time, survived bool) {
-	close(s.stopCh)
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		s.mu.Lock()
-		done := s.err != nil || s.echoed >= s.sent
-		s.mu.Unlock()
-		if done {
-			break
-		}
-	}
-	s.conn.Close()
-	s.l.Close()
-	s.wg.Wait()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	survived = s.err == nil && s.echoed >= s.sent && len(s.got) > 0 && s.got[len(s.got)-1].After(after)
-	if !survived {
-		s.why = fmt.Sprintf("sent %d, host got %d, echoed %d, error %v", s.sent, len(s.got), s.echoed, s.err)
-	}
-	return s.got, survived
 }
 
 // TestExternalGatewayFailover: see the comment at the top of the file. It
@@ -376,8 +169,16 @@ func TestExternalGatewayFailover(t *testing.T) {
 		for round := 1; round <= failoverRounds(); round++ {
 			r := failoverRound{Fault: fault, Round: round}
 			waitGatewayChassis(t, c, network, func(ch string) bool { return ch == gwNode.Name }, 30*time.Second)
-			pg := startPinger(t, pod, dst)
-			st := startStream(t, pod, ext, dst)
+			pg, err := sandbox.StartPinger(pod.Netns, dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(pg.Kill)
+			st, err := sandbox.StartStream(ext.NetnsPath, dst, pod.NetnsPath)
+			if err != nil {
+				t.Fatalf("TCP stream to the external host: %v", err)
+			}
+			t.Cleanup(st.Close)
 			time.Sleep(time.Second)
 			if ch := gatewayChassis(t, c, network); ch != gwNode.Name {
 				t.Fatalf("round %d: the gateway moved to %q before the fault", round, ch)
@@ -396,7 +197,7 @@ func TestExternalGatewayFailover(t *testing.T) {
 			default:
 				gwNode.KillVSwitchd()
 				r.MovedTo = waitGatewayChassis(t, c, network, func(ch string) bool { return ch != "" && ch != gwNode.Name }, 30*time.Second)
-				for deadline := time.Now().Add(30 * time.Second); pg.repliesSince(time.Now().Add(-500*time.Millisecond)) < 20; time.Sleep(50 * time.Millisecond) {
+				for deadline := time.Now().Add(30 * time.Second); pg.RepliesSince(time.Now().Add(-500*time.Millisecond)) < 20; time.Sleep(50 * time.Millisecond) {
 					if time.Now().After(deadline) {
 						t.Fatalf("round %d: traffic did not resume through %s within 30 s of the kill", round, r.MovedTo)
 					}
@@ -413,15 +214,15 @@ func TestExternalGatewayFailover(t *testing.T) {
 			}
 			time.Sleep(3 * time.Second)
 			end := time.Now()
-			replies := pg.stop()
-			got, survived := st.finish(restarted)
-			r.OutageMs = ms(longestGap(replies, killed.Add(-500*time.Millisecond), restarted, 10*time.Millisecond))
-			r.FailbackMs = ms(longestGap(replies, restarted, end, 10*time.Millisecond))
-			r.StreamGapMs = ms(longestGap(got, killed.Add(-500*time.Millisecond), end, 10*time.Millisecond))
+			replies := pg.Stop()
+			got, survived := st.Finish(restarted)
+			r.OutageMs = ms(sandbox.LongestGap(replies, killed.Add(-500*time.Millisecond), restarted, 10*time.Millisecond))
+			r.FailbackMs = ms(sandbox.LongestGap(replies, restarted, end, 10*time.Millisecond))
+			r.StreamGapMs = ms(sandbox.LongestGap(got, killed.Add(-500*time.Millisecond), end, 10*time.Millisecond))
 			r.StreamSurvived = survived
 			if !survived {
-				r.StreamFailure = st.why
-				t.Logf("TCP stream of round %d did not survive: %s", round, st.why)
+				r.StreamFailure = st.Why()
+				t.Logf("TCP stream of round %d did not survive: %s", round, r.StreamFailure)
 			}
 			t.Logf("%-14s round %2d: ping outage %6.0f ms (gateway on %q during the fault), failback %6.0f ms; TCP stream gap %6.0f ms, survived %v",
 				fault, round, r.OutageMs, r.MovedTo, r.FailbackMs, r.StreamGapMs, r.StreamSurvived)

@@ -58,6 +58,17 @@ const (
 	Addresses = "ovn-overlay/ip-addresses"
 )
 
+// Persistent IPs and live migration, on logical switch ports.
+const (
+	// IPAMClaim names ("<namespace>/<name>") the IPAMClaim whose
+	// addresses the port holds.
+	IPAMClaim = "ovn-overlay/ipam-claim"
+	// MigrationSource, on a live-migration target's port, names the port
+	// of the VM's source pod: the two share MAC and addresses, and only
+	// one of them is enabled at a time.
+	MigrationSource = "ovn-overlay/migration-source"
+)
+
 // Warm marks (value "true") a logical switch port a node created ahead of
 // any pod; Node names the node. A pod that takes it replaces the mark with
 // its identity.

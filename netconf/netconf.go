@@ -101,6 +101,9 @@ type NetConf struct {
 	// External is the network's external connectivity; nil: east/west
 	// only (external.go).
 	External *External
+	// DHCP is OVN's native DHCP for the network's ports; nil: off
+	// (dhcp.go).
+	DHCP *DHCP
 	// Notes say what was accepted but read differently from how it was
 	// written, or ignored, and why: the NAD validator reports them as an
 	// event so that nothing is ignored silently.
@@ -196,7 +199,7 @@ func Parse(data []byte) (*NetConf, error) {
 	steps := []func(*raw, *NetConf) error{
 		parseVersion, parseName, parseType, parseTopology, parseRole, parseIPAM,
 		parseSubnets, parseExcludes, parseReserved, parseMTU, parseNADName, parsePersistentIPs,
-		parseLocalnet, parseExternal, parsePeerKeys, parseRuntimeConfig, widenRuntimeIPs,
+		parseLocalnet, parseExternal, parseDHCP, parsePeerKeys, parseRuntimeConfig, widenRuntimeIPs,
 	}
 	for _, step := range steps {
 		if err := step(&r, c); err != nil {
@@ -911,6 +914,12 @@ func (c *NetConf) Fingerprint() string {
 		canonical += ";reserved=" + sortedPrefixes(c.ReservedSubnets)
 	}
 	canonical += c.External.fingerprint()
+	if c.DHCP != nil {
+		// DHCP reserves an address for the server: nodes must agree.
+		// Lease time and DNS servers are not shape: the options row
+		// follows the config.
+		canonical += ";dhcp"
+	}
 	sum := sha256.Sum256([]byte(canonical))
 	return hex.EncodeToString(sum[:16])
 }

@@ -143,6 +143,13 @@ func TestInvalidConfigs(t *testing.T) {
 		{"external default route", conf(`,"topology":"layer2","subnets":"10.1.0.0/24","externalPrefixes":"0.0.0.0/0"`), "externalPrefixes", "default-route"},
 		{"external prefix overlaps", conf(`,"topology":"layer2","subnets":"10.1.0.0/24","externalPrefixes":"10.0.0.0/8"`), "externalPrefixes", "outside the network"},
 		{"external prefix garbage", conf(`,"topology":"layer2","subnets":"10.1.0.0/24","externalPrefixes":"192.0.2.0"`), "externalPrefixes", "192.0.2.0/24"},
+		{"DHCP on layer3", conf(`,"topology":"layer3","subnets":"10.1.0.0/16/24","enableDHCP":true`), "enableDHCP", "layer2"},
+		{"DHCP without subnets", conf(`,"topology":"layer2","enableDHCP":true`), "enableDHCP", "add \"subnets\""},
+		{"DHCP not a bool", conf(`,"topology":"layer2","subnets":"10.1.0.0/24","enableDHCP":"yes"`), "enableDHCP", "true or false"},
+		{"DHCP lease too short", conf(`,"topology":"layer2","subnets":"10.1.0.0/24","enableDHCP":true,"dhcpLeaseTime":5`), "dhcpLeaseTime", "3600"},
+		{"DHCP lease without DHCP", conf(`,"topology":"layer2","subnets":"10.1.0.0/24","dhcpLeaseTime":600`), "dhcpLeaseTime", "enableDHCP"},
+		{"DNS servers without DHCP", conf(`,"topology":"layer2","subnets":"10.1.0.0/24","dnsServers":"10.0.0.53"`), "dnsServers", "enableDHCP"},
+		{"DNS server garbage", conf(`,"topology":"layer2","subnets":"10.1.0.0/24","enableDHCP":true,"dnsServers":"10.0.0.53,dns"`), "dnsServers", "comma-separated"},
 		{"runtime ip garbage", conf(`,"topology":"layer2","runtimeConfig":{"ips":["x"]}`), "runtimeConfig.ips", "10.128.0.10/24"},
 		{"runtime ip twice", conf(`,"topology":"layer2","runtimeConfig":{"ips":["10.0.0.1/24","10.0.0.1/24"]}`), "runtimeConfig.ips", "once"},
 		{"runtime mac multicast", conf(`,"topology":"layer2","runtimeConfig":{"mac":"01:00:5e:00:00:01"}`), "runtimeConfig.mac", "unicast"},
@@ -315,6 +322,13 @@ func TestValidConfigs(t *testing.T) {
 			return x != nil && x.PhysicalNetwork == "dc" && fmt.Sprint(x.GatewayIPs) == "[172.30.0.10 fd00:30::10]" && fmt.Sprint(x.Prefixes) == "[192.0.2.0/24 198.51.100.0/24]" &&
 				noted(c, "host bits")
 		}},
+		{"DHCP with defaults", conf(`,"topology":"layer2","subnets":"10.1.0.0/24","enableDHCP":true`), func(c *NetConf) bool {
+			return c.DHCP != nil && c.DHCP.LeaseTime == DefaultDHCPLeaseTime && c.DHCP.DNSServers == nil
+		}},
+		{"DHCP on localnet with lease and DNS servers", conf(`,"topology":"localnet","subnets":"10.1.0.0/24,fd00:1::/64","enableDHCP":true,"dhcpLeaseTime":600,"dnsServers":"10.0.0.53, fd00::53"`), func(c *NetConf) bool {
+			return c.DHCP != nil && c.DHCP.LeaseTime == 600 && fmt.Sprint(c.DHCP.DNSServers) == "[10.0.0.53 fd00::53]"
+		}},
+		{"DHCP off", conf(`,"topology":"layer2","subnets":"10.1.0.0/24","enableDHCP":false`), func(c *NetConf) bool { return c.DHCP == nil }},
 		{"legacy form without subnet", []byte(`{"cniVersion":"0.3.1","name":"n","type":"ovn-kubernetes","has_external_connectivity":false}`), func(c *NetConf) bool {
 			return c.Legacy && c.Topology == Layer2 && len(c.Subnets) == 0
 		}},

@@ -25,13 +25,20 @@ type ifreqData struct {
 	_    [16]byte
 }
 
-// socketInNetns opens an AF_INET datagram socket inside ns. A socket keeps
+// socketInNetns opens an AF_INET datagram socket inside ns (see
+// socketOfKindInNetns).
+func socketInNetns(ns netns.NsHandle) (int, error) {
+	return socketOfKindInNetns(ns, unix.AF_INET, unix.SOCK_DGRAM, 0)
+}
+
+// socketOfKindInNetns opens a socket of the given domain, type and protocol
+// inside ns. A socket keeps
 // the namespace it was created in, so ioctls on it address interfaces of ns
 // whatever thread later uses it. Creating it requires switching an OS thread
 // into ns: this is done on a dedicated goroutine locked to its thread. If the
 // thread cannot be switched back, the goroutine exits still locked and the Go
 // runtime terminates the thread instead of reusing it in the wrong netns.
-func socketInNetns(ns netns.NsHandle) (int, error) {
+func socketOfKindInNetns(ns netns.NsHandle, domain, typ, proto int) (int, error) {
 	type result struct {
 		fd  int
 		err error
@@ -52,7 +59,7 @@ func socketInNetns(ns netns.NsHandle) (int, error) {
 			ch <- result{-1, fmt.Errorf("enter netns: %w", err)}
 			return
 		}
-		fd, serr := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		fd, serr := unix.Socket(domain, typ|unix.SOCK_CLOEXEC, proto)
 		if rerr := netns.Set(orig); rerr != nil {
 			if serr == nil {
 				unix.Close(fd)

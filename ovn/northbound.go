@@ -52,12 +52,15 @@ type Northbound struct {
 	// routerPorts is closed at the next router port or gateway chassis
 	// change, like changed.
 	routerPorts chan struct{}
+	// dhcpOptions is closed at the next DHCP_Options change, like changed.
+	dhcpOptions chan struct{}
 }
 
 // ConnectNorthbound connects to endpoint ("unix:/path" or "tcp:host:port")
-// and monitors the switches, ports, routers, router ports, address sets and
-// gateway chassis owned by ovn-overlay. Only owned rows are cached, so
-// memory does not grow with ports that other systems put in the same NB.
+// and monitors the switches, ports, routers, router ports, address sets,
+// gateway chassis and DHCP options owned by ovn-overlay. Only owned rows
+// are cached, so memory does not grow with ports that other systems put in
+// the same NB.
 func ConnectNorthbound(ctx context.Context, endpoint string, logger logr.Logger, options ...Option) (*Northbound, error) {
 	dbModel, err := nbdb.FullDatabaseModel()
 	if err != nil {
@@ -80,7 +83,7 @@ func ConnectNorthbound(ctx context.Context, endpoint string, logger logr.Logger,
 	if err := c.Connect(ctx); err != nil {
 		return nil, fmt.Errorf("connect to NB %s: %w", endpoint, explainSchema("OVN Northbound", err))
 	}
-	nb := &Northbound{client: c, changed: make(chan struct{}), routerPorts: make(chan struct{})}
+	nb := &Northbound{client: c, changed: make(chan struct{}), routerPorts: make(chan struct{}), dhcpOptions: make(chan struct{})}
 	c.Cache().AddEventHandler(&cache.EventHandlerFuncs{
 		AddFunc:    func(table string, _ model.Model) { nb.notify(table) },
 		UpdateFunc: func(table string, _, _ model.Model) { nb.notify(table) },
@@ -91,6 +94,7 @@ func ConnectNorthbound(ctx context.Context, endpoint string, logger logr.Logger,
 	lr, lrp := &nbdb.LogicalRouter{}, &nbdb.LogicalRouterPort{}
 	as := &nbdb.AddressSet{}
 	gc := &nbdb.GatewayChassis{}
+	dhcp := &nbdb.DHCPOptions{}
 	// Each table: the rows we own, the model's columns.
 	ownedRows := func(m model.Model, externalIDs *map[string]string) client.MonitorOption {
 		return client.WithConditionalTable(m, []model.Condition{{Field: externalIDs, Function: ovsdb.ConditionIncludes, Value: owned}}, Columns(m)...)
@@ -102,6 +106,7 @@ func ConnectNorthbound(ctx context.Context, endpoint string, logger logr.Logger,
 		ownedRows(lrp, &lrp.ExternalIDs),
 		ownedRows(as, &as.ExternalIDs),
 		ownedRows(gc, &gc.ExternalIDs),
+		ownedRows(dhcp, &dhcp.ExternalIDs),
 	))
 	if err != nil {
 		c.Close()
@@ -160,6 +165,9 @@ func (nb *Northbound) notify(table string) {
 	case nbdb.LogicalRouterPortTable, nbdb.GatewayChassisTable:
 		close(nb.routerPorts)
 		nb.routerPorts = make(chan struct{})
+	case nbdb.DHCPOptionsTable:
+		close(nb.dhcpOptions)
+		nb.dhcpOptions = make(chan struct{})
 	}
 }
 
@@ -335,6 +343,10 @@ type PortChange struct {
 	// Relabel are existing ports (UUID set) whose external_ids are
 	// replaced: a pre-provisioned port handed to a pod.
 	Relabel []*nbdb.LogicalSwitchPort
+	// Enable and Disable are ports (UUIDs) whose enabled column is set:
+	// a live migration hands a VM's traffic from its source port to its
+	// target port in one transaction, so the two are never both enabled.
+	Enable, Disable []string
 	// AddressSets are address-set edits made in the same transaction, so
 	// a set never lists an address whose port does not exist, or misses
 	// one whose port does.
@@ -387,6 +399,19 @@ func (nb *Northbound) ApplyPorts(ctx context.Context, c PortChange) ([]string, e
 			return nil, fmt.Errorf("build relabel of port %s: %w", lsp.Name, err)
 		}
 		ops = append(ops, update...)
+	}
+	for _, set := range []struct {
+		uuids   []string
+		enabled bool
+	}{{c.Enable, true}, {c.Disable, false}} {
+		for _, uuid := range set.uuids {
+			lsp := &nbdb.LogicalSwitchPort{UUID: uuid, Enabled: &set.enabled}
+			update, err := nb.client.Where(lsp).Update(lsp, &lsp.Enabled)
+			if err != nil {
+				return nil, fmt.Errorf("build update of port %s enabled=%t: %w", uuid, set.enabled, err)
+			}
+			ops = append(ops, update...)
+		}
 	}
 	if len(ops) == 0 {
 		return nil, nil

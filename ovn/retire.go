@@ -94,8 +94,8 @@ func (nb *Northbound) ReleaseNodeShare(ctx context.Context, s NodeShare) error {
 // localnet port or router link, its router (layer3, and layer2 with
 // external connectivity) with no node's claim or port, the router's
 // gateway (its switch end leaves the shared external switch in the same
-// transaction), and its empty address sets. It reports whether it deleted
-// them.
+// transaction), its empty address sets and its DHCP options. It reports
+// whether it deleted them.
 func (nb *Northbound) DeleteNetworkIfUnused(ctx context.Context, network string, ls *nbdb.LogicalSwitch, lr *nbdb.LogicalRouter) (bool, error) {
 	if (ls == nil && lr == nil) || (ls != nil && !nb.holdsNoAttachment(ls)) || (lr != nil && !nb.routerHoldsNoNode(lr)) {
 		return false, nil
@@ -146,6 +146,11 @@ func (nb *Northbound) DeleteNetworkIfUnused(ctx context.Context, network string,
 		}
 		ops = append(ops, del...)
 	}
+	dhcp, err := nb.deleteDHCPOptionsOps(network)
+	if err != nil {
+		return false, err
+	}
+	ops = append(ops, dhcp...)
 	if _, err := nb.transact(ctx, ops); err != nil {
 		return false, fmt.Errorf("delete unused network %s: %w", network, err)
 	}

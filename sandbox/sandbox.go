@@ -524,6 +524,8 @@ func (c *Cluster) StopKeepDir() {
 	}
 	for _, ns := range netnses {
 		_, _ = run("", "ip", "netns", "delete", ns)
+		// A VM guest's resolv.conf (vm.go), bind-mounted by ip netns exec.
+		_ = os.RemoveAll(filepath.Join(etcNetns, ns))
 	}
 }
 
@@ -552,6 +554,7 @@ func Cleanup(dir, prefix string) (string, error) {
 				if _, err := run("", "ip", "netns", "delete", f[0]); err == nil {
 					deleted++
 				}
+				_ = os.RemoveAll(filepath.Join(etcNetns, f[0]))
 			}
 		}
 		report = append(report, fmt.Sprintf("deleted %d network namespaces", deleted))

@@ -93,10 +93,18 @@ func (p *Pool) Allocate(owner string) ([]netip.Prefix, error) {
 // It fails, reserving nothing, if an address belongs to someone else or is
 // pinned by a claim other than claim ("" for none).
 func (p *Pool) Reserve(owner, claim string, addrs []netip.Addr) error {
+	return p.ReserveShared(owner, claim, "", addrs)
+}
+
+// ReserveShared is Reserve for a port that shares its addresses with
+// another port, sharer: a live-migration target holds the VM's addresses
+// while its source port still does. An address sharer holds is no
+// conflict; the last of the two to be recorded owns it in the index.
+func (p *Pool) ReserveShared(owner, claim, sharer string, addrs []netip.Addr) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, a := range addrs {
-		if o, ok := p.owner[a]; ok && o != owner {
+		if o, ok := p.owner[a]; ok && o != owner && (sharer == "" || o != sharer) {
 			return fmt.Errorf("%s: %w by %s", a, ErrInUse, o)
 		}
 		if c, ok := p.pinned[a]; ok && c != claim {
@@ -104,6 +112,9 @@ func (p *Pool) Reserve(owner, claim string, addrs []netip.Addr) error {
 		}
 	}
 	for _, a := range addrs {
+		if o, ok := p.owner[a]; ok && o != owner {
+			p.drop(o, a)
+		}
 		p.take(owner, a)
 	}
 	return nil

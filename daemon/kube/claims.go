@@ -53,6 +53,14 @@ func (c *Claim) Key() string {
 	return "ipamclaim:" + c.Namespace + "/" + c.Name
 }
 
+// ID names the claim on logical switch ports: "<namespace>/<name>".
+func (c *Claim) ID() string {
+	if c == nil {
+		return ""
+	}
+	return c.Namespace + "/" + c.Name
+}
+
 // ClaimFor returns the IPAMClaim referenced by the pod's network selection
 // element for the NAD nadName (namespace/name) and interface ifName, or nil
 // if the element references none.

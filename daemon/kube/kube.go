@@ -44,6 +44,7 @@ type Client struct {
 
 	nadLister     nadlisters.NetworkAttachmentDefinitionLister
 	podLister     corelisters.PodLister
+	podInformer   cache.SharedIndexInformer
 	claimLister   claimlisters.IPAMClaimLister
 	claimInformer cache.SharedIndexInformer
 	nodeLister    corelisters.NodeLister
@@ -114,6 +115,7 @@ func New(kubeconfig, node string, log *slog.Logger) (*Client, error) {
 		}))
 	podInformer := podFactory.Core().V1().Pods()
 	c.podLister = podInformer.Lister()
+	c.podInformer = podInformer.Informer()
 
 	claimFactory := claiminformers.NewSharedInformerFactory(c.Claims, resync)
 	claimInformer := claimFactory.K8s().V1alpha1().IPAMClaims()

@@ -308,13 +308,13 @@ func committedEarlier(nb *ovn.Northbound, j *portJob) (*nbdb.LogicalSwitchPort, 
 // it copies) is replaced by a random one; a requested one is refused.
 func (n *Network) reserveMAC(req PortRequest, addrs []netip.Prefix) (net.HardwareAddr, error) {
 	if req.MAC != nil {
-		if err := n.macs.reserve(req.Name, req.MAC); err != nil {
+		if err := n.macs.reserve(req.Name, req.MigrateFrom, req.MAC); err != nil {
 			return nil, fmt.Errorf("%w: requested MAC on network %q: %w; pick another MAC", ErrInvalidRequest, n.name, err)
 		}
 		return req.MAC, nil
 	}
 	mac := macFor(addrs)
-	for n.macs.reserve(req.Name, mac) != nil {
+	for n.macs.reserve(req.Name, "", mac) != nil {
 		mac = macFor(nil)
 	}
 	return mac, nil
@@ -354,9 +354,16 @@ func waitForPort(ctx context.Context, nb *ovn.Northbound, switchName, uuid strin
 	}
 }
 
-// portAddressSetEdits are the address-set removals for deleting lsp.
-func portAddressSetEdits(lsp *nbdb.LogicalSwitchPort) []ovn.AddressSetChange {
+// portAddressSetEdits are the address-set removals for deleting lsp, less
+// the addresses another port keeps (keep).
+func portAddressSetEdits(lsp *nbdb.LogicalSwitchPort, keep map[netip.Addr]bool) []ovn.AddressSetChange {
+	var gone []netip.Addr
+	for _, a := range PortAddrs(lsp) {
+		if !keep[a] {
+			gone = append(gone, a)
+		}
+	}
 	var sets addressSetEdits
-	sets.remove(lsp.ExternalIDs[externalids.Network], lsp.ExternalIDs[externalids.PodNamespace], PortAddrs(lsp))
+	sets.remove(lsp.ExternalIDs[externalids.Network], lsp.ExternalIDs[externalids.PodNamespace], gone)
 	return sets.changes()
 }

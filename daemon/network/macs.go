@@ -40,11 +40,13 @@ func (m *macIndex) observe(port string, mac net.HardwareAddr) {
 // ErrMACInUse marks a requested MAC another port of the network holds.
 var ErrMACInUse = errors.New("MAC address in use")
 
-// reserve records mac for port, or says which port holds it already.
-func (m *macIndex) reserve(port string, mac net.HardwareAddr) error {
+// reserve records mac for port, or says which port holds it already. A
+// port may share its MAC with sharer (a live-migration target with its
+// source); "" shares with no one.
+func (m *macIndex) reserve(port, sharer string, mac net.HardwareAddr) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if owner, ok := m.byMAC[mac.String()]; ok && owner != port {
+	if owner, ok := m.byMAC[mac.String()]; ok && owner != port && (sharer == "" || owner != sharer) {
 		return fmt.Errorf("%w: MAC %s is already used on this network by port %s", ErrMACInUse, mac, owner)
 	}
 	m.byMAC[mac.String()] = port

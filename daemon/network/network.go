@@ -55,6 +55,8 @@ type Network struct {
 	// guards requested static addresses against duplicates.
 	pool *ipam.Pool
 	nb   *ovn.Northbound
+	// dhcp holds the network's DHCP_Options rows (dhcp.go).
+	dhcp dhcpState
 	// jobs feeds the network's committer, which turns concurrent ADDs into
 	// shared NB transactions.
 	jobs chan *portJob
@@ -165,6 +167,10 @@ func (ns *Registry) PortUpdated(old, lsp *nbdb.LogicalSwitchPort) {
 func (ns *Registry) PortDeleted(lsp *nbdb.LogicalSwitchPort) {
 	if n := ns.Lookup(lsp.ExternalIDs[externalids.Network]); n != nil {
 		n.releasePort(lsp.Name)
+		// The other half of a live migration keeps the VM's addresses.
+		for _, p := range ns.claimPartners(lsp) {
+			n.observePort(p.Name, p)
+		}
 		if n.warm != nil {
 			n.warm.drop(lsp.Name)
 		}
@@ -213,7 +219,8 @@ func (ns *Registry) Get(ctx context.Context, conf *netconf.NetConf) (*Network, e
 		return n, nil
 	}
 	n := &Network{name: conf.Name, fingerprint: fp, conf: conf, nb: ns.nb, foreign: map[string]bool{}, macs: newMACIndex(), stop: make(chan struct{}), jobs: make(chan *portJob, 1024), relabels: make(chan *portJob, 1024), log: ns.log.With("network", conf.Name)}
-	if ns.opts.WarmPorts > 0 {
+	if ns.opts.WarmPorts > 0 && conf.DHCP == nil {
+		// DHCP ports carry per-pod options (hostname): no warm ports.
 		n.warm = newWarmPool(conf.Name, ns.opts.WarmPorts)
 	}
 	var plan *externalPlan
@@ -341,7 +348,7 @@ func (ns *Registry) setUpSharedSwitch(ctx context.Context, n *Network, name stri
 		subnets = append(subnets, s.CIDR)
 	}
 	excluded := append([]netip.Prefix(nil), n.conf.ExcludeSubnets...)
-	for _, a := range routerLinkAddrs(n.conf) {
+	for _, a := range append(routerLinkAddrs(n.conf), dhcpServerAddrs(n.conf)...) {
 		excluded = append(excluded, netip.PrefixFrom(a.Addr(), a.Addr().BitLen()))
 	}
 	n.pool = ipam.NewPool(subnets, excluded)
@@ -361,6 +368,12 @@ type PortRequest struct {
 	Static      []netip.Prefix   // requested addresses; nil: allocate
 	Namespace   string           // pod namespace, for address sets
 	Claim       string           // key of the persistent-IP claim whose addresses Static may use
+	// MigrateFrom names the port of a VM's live-migration source: the new
+	// port shares its MAC and addresses and is created disabled, until
+	// the migration hands traffic over (see migration.go).
+	MigrateFrom string
+	// DHCP is the port's DHCP service (nil: the network has none).
+	DHCP *PortDHCP
 	ExternalIDs map[string]string
 }
 
@@ -383,7 +396,7 @@ func (n *Network) reserve(req PortRequest) ([]netip.Prefix, error) {
 			}
 			addrs[i] = p.Addr()
 		}
-		if err := n.pool.Reserve(req.Name, req.Claim, addrs); err != nil {
+		if err := n.pool.ReserveShared(req.Name, req.Claim, req.MigrateFrom, addrs); err != nil {
 			if n.heldByWarmPort(addrs) {
 				return nil, fmt.Errorf("%w: requested address on network %q: %w; that is a pre-provisioned (warm) port of another node, kept for its next pod: pick another address, or run the daemons with --warm-ports=0 on networks where pods choose their addresses", ErrInvalidRequest, n.name, err)
 			}
@@ -470,12 +483,19 @@ func (n *Network) buildPort(req PortRequest, mac net.HardwareAddr, addrs []netip
 		// too, so CHECK can compare the pod's interface exactly.
 		ids[externalids.Addresses] = PrefixList(addrs)
 	}
-	return &nbdb.LogicalSwitchPort{
+	lsp := &nbdb.LogicalSwitchPort{
 		Name:         req.Name,
 		Addresses:    []string{entry},
 		PortSecurity: []string{entry},
 		ExternalIDs:  ids,
 	}
+	req.DHCP.apply(lsp, addrs)
+	if req.MigrateFrom != "" {
+		disabled := false
+		lsp.Enabled = &disabled
+		ids[externalids.MigrationSource] = req.MigrateFrom
+	}
+	return lsp
 }
 
 // PortAddrs parses the IPs out of a port's "MAC IP IP..." addresses.

@@ -29,13 +29,21 @@ func (ns *Registry) DeletePort(ctx context.Context, lsp *nbdb.LogicalSwitchPort)
 	if !ok {
 		return fmt.Errorf("logical switch port %s exists but its switch %q is not in the NB cache", cur.Name, swName)
 	}
-	if _, err := ns.nb.ApplyPorts(ctx, ovn.PortChange{
-		Switch: ls, RemoveUUIDs: []string{cur.UUID}, AddressSets: portAddressSetEdits(cur),
-	}); err != nil {
+	partners := ns.claimPartners(cur)
+	change := ovn.PortChange{
+		Switch: ls, RemoveUUIDs: []string{cur.UUID}, AddressSets: portAddressSetEdits(cur, sharedAddrs(partners)),
+	}
+	if h := heir(cur, partners); h != nil {
+		change.Enable = []string{h.UUID}
+	}
+	if _, err := ns.nb.ApplyPorts(ctx, change); err != nil {
 		return fmt.Errorf("delete logical switch port %s: %w", cur.Name, err)
 	}
 	if n := ns.Lookup(cur.ExternalIDs[externalids.Network]); n != nil {
 		n.releasePort(cur.Name)
+		for _, p := range partners {
+			n.observePort(p.Name, p)
+		}
 	}
 	return nil
 }

@@ -53,9 +53,15 @@ func createNAD(t *testing.T, ns, name, config string) *nadv1.NetworkAttachmentDe
 // DEL and netns removal are registered as cleanup.
 func runPod(t *testing.T, n *sandbox.Node, ns, name, networks string) (*runtimePod, error) {
 	t.Helper()
+	return runLabelledPod(t, n, ns, name, networks, nil)
+}
+
+// runLabelledPod is runPod for a pod with labels (a virt-launcher pod's).
+func runLabelledPod(t *testing.T, n *sandbox.Node, ns, name, networks string, labels map[string]string) (*runtimePod, error) {
+	t.Helper()
 	ctx := context.Background()
 	obj, err := e.kube.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Annotations: map[string]string{"k8s.v1.cni.cncf.io/networks": networks}},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels, Annotations: map[string]string{"k8s.v1.cni.cncf.io/networks": networks}},
 		Spec: corev1.PodSpec{NodeName: n.Name, Containers: []corev1.Container{{
 			Name: "agnhost-container", Image: "k8s.gcr.io/e2e-test-images/agnhost:2.36", Args: []string{"pause"},
 		}}},

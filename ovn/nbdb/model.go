@@ -13,6 +13,7 @@ import (
 func FullDatabaseModel() (model.ClientDBModel, error) {
 	return model.NewClientDBModel("OVN_Northbound", map[string]model.Model{
 		"Address_Set":                 &AddressSet{},
+		"DHCP_Options":                &DHCPOptions{},
 		"Gateway_Chassis":             &GatewayChassis{},
 		"Logical_Router":              &LogicalRouter{},
 		"Logical_Router_Port":         &LogicalRouterPort{},
@@ -59,6 +60,38 @@ var schema = `{
           "name"
         ]
       ],
+      "isRoot": true
+    },
+    "DHCP_Options": {
+      "columns": {
+        "cidr": {
+          "type": "string"
+        },
+        "external_ids": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        },
+        "options": {
+          "type": {
+            "key": {
+              "type": "string"
+            },
+            "value": {
+              "type": "string"
+            },
+            "min": 0,
+            "max": "unlimited"
+          }
+        }
+      },
       "isRoot": true
     },
     "Gateway_Chassis": {

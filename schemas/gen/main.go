@@ -31,7 +31,7 @@ type database struct {
 var databases = []database{
 	{"usr/share/ovn/ovn-nb.ovsschema", "nbdb", "ovn/nbdb",
 		[]string{"Logical_Switch", "Logical_Switch_Port", "Logical_Router", "Logical_Router_Port", "Address_Set",
-			"NAT", "Logical_Router_Static_Route", "Gateway_Chassis"}},
+			"NAT", "Logical_Router_Static_Route", "Gateway_Chassis", "DHCP_Options"}},
 	{"usr/share/ovn/ovn-sb.ovsschema", "sbdb", "ovn/sbdb", []string{"Chassis"}},
 	{"usr/share/openvswitch/vswitch.ovsschema", "vswitchd", "ovs/vswitchd",
 		[]string{"Open_vSwitch", "Bridge", "Port", "Interface"}},
