@@ -98,8 +98,8 @@ func garpFrame(mac net.HardwareAddr, a netip.Addr) []byte {
 func naFrame(mac net.HardwareAddr, a netip.Addr) []byte {
 	src, dst := a.As16(), netip.MustParseAddr("ff02::1").As16()
 	icmp := make([]byte, 32)
-	icmp[0] = 136       // neighbour advertisement
-	icmp[4] = 0x20      // override
+	icmp[0] = 136  // neighbour advertisement
+	icmp[4] = 0x20 // override
 	copy(icmp[8:24], src[:])
 	icmp[24], icmp[25] = 2, 1 // target link-layer address option, 8 bytes
 	copy(icmp[26:32], mac)

@@ -363,17 +363,17 @@ func conflictError(conf, existing *netconf.NetConf) error {
 
 // PortRequest is what one new logical switch port needs.
 type PortRequest struct {
-	Name        string
-	MAC         net.HardwareAddr // nil: derive from the first address
-	Static      []netip.Prefix   // requested addresses; nil: allocate
-	Namespace   string           // pod namespace, for address sets
-	Claim       string           // key of the persistent-IP claim whose addresses Static may use
+	Name      string
+	MAC       net.HardwareAddr // nil: derive from the first address
+	Static    []netip.Prefix   // requested addresses; nil: allocate
+	Namespace string           // pod namespace, for address sets
+	Claim     string           // key of the persistent-IP claim whose addresses Static may use
 	// MigrateFrom names the port of a VM's live-migration source: the new
 	// port shares its MAC and addresses and is created disabled, until
 	// the migration hands traffic over (see migration.go).
 	MigrateFrom string
 	// DHCP is the port's DHCP service (nil: the network has none).
-	DHCP *PortDHCP
+	DHCP        *PortDHCP
 	ExternalIDs map[string]string
 }
 
