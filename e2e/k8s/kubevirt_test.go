@@ -363,3 +363,47 @@ func median(v []float64) float64 {
 	sort.Float64s(s)
 	return s[len(s)/2]
 }
+
+// TestKubeVirtMigrationRefused: a VM cannot live-migrate where it would lose
+// its addresses, and a claim serves one VM. Each refusal names the way out
+// and leaves the running pod alone.
+func TestKubeVirtMigrationRefused(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t, "kv-refused")
+	createNAD(t, ns, "noclaim", `{"cniVersion":"1.0.0","name":"kv-noclaim","type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":"10.98.8.0/24","netAttachDefName":"`+ns+`/noclaim"}`)
+	createNAD(t, ns, "l3", `{"cniVersion":"1.0.0","name":"kv-l3","type":"ovn-k8s-cni-overlay","topology":"layer3","subnets":"10.98.64.0/18/24","netAttachDefName":"`+ns+`/l3"}`)
+	createNAD(t, ns, "claimed", `{"cniVersion":"1.0.0","name":"kv-claimed","type":"ovn-k8s-cni-overlay","topology":"layer2","subnets":"10.98.9.0/24","allowPersistentIPs":true,"netAttachDefName":"`+ns+`/claimed"}`)
+	if _, err := e.claims.K8sV1alpha1().IPAMClaims(ns).Create(ctx, &ipamv1alpha1.IPAMClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "vm-r.net1", Namespace: ns},
+		Spec:       ipamv1alpha1.IPAMClaimSpec{Network: "kv-claimed", Interface: "net1"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, selection, otherVM string
+		want                     []string
+	}{
+		{"no-claim", `[{"name":"noclaim"}]`, "vm-r", []string{"has no IPAMClaim", "allowPersistentIPs"}},
+		{"layer3", `[{"name":"l3"}]`, "vm-r", []string{"layer3", "layer2 or localnet"}},
+		{"another-vms-claim", `[{"name":"claimed","ipam-claim-reference":"vm-r.net1"}]`, "vm-other", []string{"in use by pod", "own claim"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := vmPod(t, node(0), ns, "virt-launcher-vm-r-"+tc.name, "vm-r", tc.selection, true)
+			addr := src.ifAddr(t, "net1", false)
+			_, err := runLabelledPod(t, node(1), ns, "virt-launcher-target-"+tc.name, tc.selection,
+				map[string]string{"kubevirt.io": "virt-launcher", vmLabelName: tc.otherVM})
+			if err == nil {
+				t.Fatal("the second pod was attached")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("refusal %q does not say %q", err, w)
+				}
+			}
+			if got := src.ifAddr(t, "net1", false); got != addr {
+				t.Errorf("the running pod's address changed from %s to %s", addr, got)
+			}
+			stopPod(t, src)
+		})
+	}
+}
