@@ -39,8 +39,8 @@ type VM struct {
 	// at is the namespace the tap is in now.
 	at       string
 	dir      string
-	cluster  *Cluster
-	dhclient *Process
+	cluster   *Cluster
+	dhclients []*Process
 }
 
 const (
@@ -63,6 +63,11 @@ func (n *Node) NewVM(name string) (*VM, error) {
 		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(etcNetns, ns, "resolv.conf"), nil, 0o644); err != nil {
+		return nil, err
+	}
+	// No duplicate address detection in the guest: its link-local
+	// address is usable (and DHCPv6 can start) at once.
+	if _, err := run(ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"); err != nil {
 		return nil, err
 	}
 	if _, err := run(ns, "ip", "link", "add", guestNIC, "type", "veth", "peer", "name", vmTap); err != nil {
@@ -135,30 +140,39 @@ func (vm *VM) moveTap(ns, bridge, mtu string) error {
 }
 
 // StartDHCP runs the guest's DHCP client (Debian's isc-dhcp-client, as a
-// Debian guest would) and waits for its IPv4 address. The client keeps
+// Debian guest would) for IPv4 and waits for its address. The client keeps
 // running, renewing its lease, until Delete. Its own UTS namespace keeps it
 // from renaming the host when the network offers a hostname.
-func (vm *VM) StartDHCP(timeout time.Duration) (netip.Prefix, error) {
-	p, err := vm.cluster.Start("dhclient-"+vm.Name, vm.Netns, nil, "unshare", "--uts",
-		"dhclient", "-4", "-d", "-v", "-lf", vm.LeaseFile(), "-pf", filepath.Join(vm.dir, "dhclient.pid"), guestNIC)
+func (vm *VM) StartDHCP(timeout time.Duration) (netip.Prefix, error) { return vm.startDHCP(4, timeout) }
+
+// StartDHCP6 is StartDHCP for DHCPv6 (stateful: the address comes in an
+// IA_NA, as a /128).
+func (vm *VM) StartDHCP6(timeout time.Duration) (netip.Prefix, error) { return vm.startDHCP(6, timeout) }
+
+func (vm *VM) startDHCP(family int, timeout time.Duration) (netip.Prefix, error) {
+	name := fmt.Sprintf("dhclient%d-%s", family, vm.Name)
+	p, err := vm.cluster.Start(name, vm.Netns, nil, "unshare", "--uts",
+		"dhclient", fmt.Sprintf("-%d", family), "-d", "-v", "-lf", vm.LeaseFile(family), "-pf", filepath.Join(vm.dir, name+".pid"), guestNIC)
 	if err != nil {
 		return netip.Prefix{}, err
 	}
-	vm.dhclient = p
+	vm.dhclients = append(vm.dhclients, p)
 	deadline := time.Now().Add(timeout)
 	for {
-		if a, err := vm.Addr(); err == nil {
+		if a, err := vm.addr(family); err == nil {
 			return a, nil
 		}
 		if p.Exited() || time.Now().After(deadline) {
-			return netip.Prefix{}, fmt.Errorf("guest %s got no DHCP address within %s: %s", vm.Name, timeout, p.LogTail(2000))
+			return netip.Prefix{}, fmt.Errorf("guest %s got no DHCPv%d address within %s: %s", vm.Name, family, timeout, p.LogTail(2000))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-// LeaseFile is the DHCP client's lease database.
-func (vm *VM) LeaseFile() string { return filepath.Join(vm.dir, "dhclient.leases") }
+// LeaseFile is the DHCP client's lease database for IP family 4 or 6.
+func (vm *VM) LeaseFile(family int) string {
+	return filepath.Join(vm.dir, fmt.Sprintf("dhclient%d.leases", family))
+}
 
 // ResolvConf is the guest's resolv.conf, as its DHCP client wrote it.
 func (vm *VM) ResolvConf() (string, error) {
@@ -167,8 +181,13 @@ func (vm *VM) ResolvConf() (string, error) {
 }
 
 // Addr is the guest NIC's IPv4 address.
-func (vm *VM) Addr() (netip.Prefix, error) {
-	out, err := run(vm.Netns, "ip", "-4", "-o", "addr", "show", "dev", guestNIC)
+func (vm *VM) Addr() (netip.Prefix, error) { return vm.addr(4) }
+
+// Addr6 is the guest NIC's global IPv6 address.
+func (vm *VM) Addr6() (netip.Prefix, error) { return vm.addr(6) }
+
+func (vm *VM) addr(family int) (netip.Prefix, error) {
+	out, err := run(vm.Netns, "ip", fmt.Sprintf("-%d", family), "-o", "addr", "show", "dev", guestNIC, "scope", "global")
 	if err != nil {
 		return netip.Prefix{}, err
 	}
@@ -177,7 +196,7 @@ func (vm *VM) Addr() (netip.Prefix, error) {
 			return p, nil
 		}
 	}
-	return netip.Prefix{}, fmt.Errorf("guest %s has no IPv4 address", vm.Name)
+	return netip.Prefix{}, fmt.Errorf("guest %s has no IPv%d address", vm.Name, family)
 }
 
 // Run executes a short command in the guest.
@@ -205,8 +224,8 @@ func (vm *VM) rarp() error { return netns.Announce(vm.NetnsPath, guestNIC, vm.MA
 
 // Delete stops the guest's DHCP client and removes the guest.
 func (vm *VM) Delete() error {
-	if vm.dhclient != nil {
-		vm.dhclient.Stop(time.Second)
+	for _, p := range vm.dhclients {
+		p.Stop(time.Second)
 	}
 	_ = os.RemoveAll(filepath.Join(etcNetns, vm.Netns))
 	_, err := run("", "ip", "netns", "delete", vm.Netns)

@@ -57,8 +57,8 @@ type migrationRound struct {
 
 func TestKubeVirtVMs(t *testing.T) {
 	for _, tc := range []struct{ topology, subnet, extra string }{
-		{"layer2", "10.98.0.0/24", ""},
-		{"localnet", "10.98.1.0/24", `,"physicalNetworkName":"datacenter","vlanID":98`},
+		{"layer2", "10.98.0.0/24,fd00:98::/64", ""},
+		{"localnet", "10.98.1.0/24,fd00:98:1::/64", `,"physicalNetworkName":"datacenter","vlanID":98`},
 	} {
 		t.Run(tc.topology, func(t *testing.T) { kubevirtVM(t, tc.topology, tc.subnet, tc.extra) })
 	}
@@ -109,7 +109,11 @@ func kubevirtVM(t *testing.T, topology, subnet, extra string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkDHCP(t, vm, ns, claimName, addr, podMTU)
+	addr6, err := vm.StartDHCP6(30 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDHCP(t, vm, ns, claimName, []netip.Prefix{addr, addr6}, podMTU)
 
 	// A peer on the other node pings the VM every 10 ms and keeps a TCP
 	// stream to it through every migration.
@@ -234,19 +238,30 @@ func kubevirtVM(t *testing.T, topology, subnet, extra string) {
 // checkDHCP checks what the guest's DHCP client configured: the claim's
 // address, the pod interface's MTU, the VM's name as hostname, the DNS
 // server; and no default route (a secondary network must not take it).
-func checkDHCP(t *testing.T, vm *sandbox.VM, ns, claimName string, addr netip.Prefix, mtu int) {
+func checkDHCP(t *testing.T, vm *sandbox.VM, ns, claimName string, addrs []netip.Prefix, mtu int) {
 	t.Helper()
 	claim, err := e.claims.K8sV1alpha1().IPAMClaims(ns).Get(context.Background(), claimName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(claim.Status.IPs) != 1 || claim.Status.IPs[0] != addr.String() {
-		t.Errorf("guest got %s by DHCP; the claim holds %v", addr, claim.Status.IPs)
+	var got, held []string
+	for _, a := range addrs {
+		got = append(got, a.Addr().String())
+	}
+	for _, s := range claim.Status.IPs {
+		held = append(held, netip.MustParsePrefix(s).Addr().String())
+	}
+	if !slices.Equal(got, held) {
+		t.Errorf("guest got %v by DHCPv4 and DHCPv6; the claim holds %v", got, claim.Status.IPs)
+	}
+	addr := addrs[0]
+	if addr.String() != claim.Status.IPs[0] {
+		t.Errorf("guest's IPv4 address %s, the claim's %s: the prefix length comes from the subnet mask DHCP offers", addr, claim.Status.IPs[0])
 	}
 	if out, err := vm.Run("cat", "/sys/class/net/eth0/mtu"); err != nil || strings.TrimSpace(out) != strconv.Itoa(mtu) {
 		t.Errorf("guest MTU %q (%v), want the pod interface's %d from DHCP", strings.TrimSpace(out), err, mtu)
 	}
-	lease, err := os.ReadFile(vm.LeaseFile())
+	lease, err := os.ReadFile(vm.LeaseFile(4))
 	if err != nil {
 		t.Fatal(err)
 	}
