@@ -37,8 +37,8 @@ type VM struct {
 	// interface.
 	MAC net.HardwareAddr
 	// at is the namespace the tap is in now.
-	at       string
-	dir      string
+	at        string
+	dir       string
 	cluster   *Cluster
 	dhclients []*Process
 }
@@ -147,7 +147,9 @@ func (vm *VM) StartDHCP(timeout time.Duration) (netip.Prefix, error) { return vm
 
 // StartDHCP6 is StartDHCP for DHCPv6 (stateful: the address comes in an
 // IA_NA, as a /128).
-func (vm *VM) StartDHCP6(timeout time.Duration) (netip.Prefix, error) { return vm.startDHCP(6, timeout) }
+func (vm *VM) StartDHCP6(timeout time.Duration) (netip.Prefix, error) {
+	return vm.startDHCP(6, timeout)
+}
 
 func (vm *VM) startDHCP(family int, timeout time.Duration) (netip.Prefix, error) {
 	name := fmt.Sprintf("dhclient%d-%s", family, vm.Name)
