@@ -94,9 +94,14 @@ func (d *Daemon) migrationSource(ctx context.Context, r *request, nw *network.Ne
 // network where the VM would not keep its addresses: without an IPAMClaim
 // (layer2, localnet) or on layer3, whose subnets are per node.
 func (d *Daemon) refuseMigrationWithoutClaim(ctx context.Context, r *request) error {
-	pod, ok := d.kube.Pod(r.args.PodNamespace, r.args.PodName)
-	if !ok || kube.VMOf(pod) == "" {
+	// Every ADD without a claim comes here: only virt-launcher pods (KubeVirt
+	// names them so) cost a look-up.
+	if !strings.HasPrefix(r.args.PodName, kube.VirtLauncherPrefix) {
 		return nil
+	}
+	pod, err := d.kube.PodOf(ctx, r.args.PodNamespace, r.args.PodName)
+	if err != nil || pod == nil || kube.VMOf(pod) == "" {
+		return err
 	}
 	others, err := d.kube.OtherVMPods(ctx, pod)
 	if err != nil || len(others) == 0 {

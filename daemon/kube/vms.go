@@ -26,6 +26,8 @@ const (
 	// AnnotationTargetStarted is set on a migration target pod when the
 	// VM has started on it (before the migration is marked completed).
 	AnnotationTargetStarted = "kubevirt.io/migration-target-start-timestamp"
+	// VirtLauncherPrefix starts the name of every virt-launcher pod.
+	VirtLauncherPrefix = "virt-launcher-"
 )
 
 // VMOf returns the VM a pod runs, or "" for a pod that is not a
