@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ovn-overlay/ovn-overlay/netns"
+	"golang.org/x/sys/unix"
 )
 
 // etcNetns is where `ip netns exec` finds files it bind-mounts over /etc in
@@ -221,8 +221,32 @@ func (vm *VM) Announce() error {
 }
 
 // rarp sends one RARP request from the guest NIC: what QEMU's
-// qemu_announce_self puts on the wire for each of the VM's NICs.
-func (vm *VM) rarp() error { return netns.Announce(vm.NetnsPath, guestNIC, vm.MAC, nil) }
+// qemu_announce_self puts on the wire for each of the VM's NICs (the
+// sandbox stands in for QEMU here, so it builds the frame itself rather
+// than use the product's netns.Announce).
+func (vm *VM) rarp() error {
+	frame := make([]byte, 60)
+	copy(frame[0:6], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	copy(frame[6:12], vm.MAC)
+	frame[12], frame[13] = 0x80, 0x35 // ETH_P_RARP
+	copy(frame[14:22], []byte{0, 1, 8, 0, 6, 4, 0, 3})
+	copy(frame[22:28], vm.MAC) // sender MAC; sender IP 0.0.0.0
+	copy(frame[32:38], vm.MAC) // target MAC; target IP 0.0.0.0
+	return InNetns(vm.NetnsPath, func() error {
+		ifi, err := net.InterfaceByName(guestNIC)
+		if err != nil {
+			return err
+		}
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("packet socket: %w", err)
+		}
+		defer unix.Close(fd)
+		to := &unix.SockaddrLinklayer{Ifindex: ifi.Index, Halen: 6}
+		copy(to.Addr[:], frame[0:6])
+		return unix.Sendto(fd, frame, 0, to)
+	})
+}
 
 // Delete stops the guest's DHCP client and removes the guest.
 func (vm *VM) Delete() error {
