@@ -210,7 +210,8 @@ func (d *Daemon) announce(id attachment.ID, p *nbdb.LogicalSwitchPort) {
 	start := time.Now()
 	for _, at := range announceAfter {
 		time.Sleep(time.Until(start.Add(at)))
-		if err := netns.Announce(p.ExternalIDs[externalids.Netns], id.IfName, mac, network.PortAddrs(p)); err != nil {
+		addrs := network.PrefixAddrs(network.ParsePrefixList(p.ExternalIDs[externalids.Addresses]))
+		if err := netns.Announce(p.ExternalIDs[externalids.Netns], id.IfName, mac, addrs); err != nil {
 			d.log.Warn("live migration: cannot announce the VM's MAC", "attachment", id, "err", err)
 			return
 		}

@@ -346,6 +346,12 @@ type PortChange struct {
 	// Enable and Disable are ports (UUIDs) whose enabled column is set:
 	// a live migration hands a VM's traffic from its source port to its
 	// target port in one transaction, so the two are never both enabled.
+	// A disabled port also has no addresses (its port_security keeps
+	// them): ovn-northd gives a disabled port's MAC a "drop" L2 lookup
+	// flow with the same match and priority as the enabled port's
+	// "output", and ovn-controller keeps whichever it met first, so two
+	// ports with one MAC in the addresses column can black-hole the VM.
+	// Enabling a port copies its port_security back into addresses.
 	Enable, Disable []string
 	// AddressSets are address-set edits made in the same transaction, so
 	// a set never lists an address whose port does not exist, or misses
@@ -405,8 +411,16 @@ func (nb *Northbound) ApplyPorts(ctx context.Context, c PortChange) ([]string, e
 		enabled bool
 	}{{c.Enable, true}, {c.Disable, false}} {
 		for _, uuid := range set.uuids {
-			lsp := &nbdb.LogicalSwitchPort{UUID: uuid, Enabled: &set.enabled}
-			update, err := nb.client.Where(lsp).Update(lsp, &lsp.Enabled)
+			addresses := []string{}
+			if set.enabled {
+				cur, ok := nb.PortByUUID(uuid)
+				if !ok {
+					return nil, fmt.Errorf("enable port %s: not in the NB cache", uuid)
+				}
+				addresses = cur.PortSecurity
+			}
+			lsp := &nbdb.LogicalSwitchPort{UUID: uuid, Enabled: &set.enabled, Addresses: addresses}
+			update, err := nb.client.Where(lsp).Update(lsp, &lsp.Enabled, &lsp.Addresses)
 			if err != nil {
 				return nil, fmt.Errorf("build update of port %s enabled=%t: %w", uuid, set.enabled, err)
 			}

@@ -109,9 +109,19 @@ func heir(leaving *nbdb.LogicalSwitchPort, partners []*nbdb.LogicalSwitchPort) *
 func sharedAddrs(partners []*nbdb.LogicalSwitchPort) map[netip.Addr]bool {
 	out := map[netip.Addr]bool{}
 	for _, p := range partners {
-		for _, a := range PortAddrs(p) {
+		for _, a := range entryAddrs(p) {
 			out[a] = true
 		}
 	}
 	return out
+}
+
+// entryAddrs are the addresses a port serves or, disabled for a
+// migration, will serve: its port security keeps them while its
+// addresses column is empty.
+func entryAddrs(lsp *nbdb.LogicalSwitchPort) []netip.Addr {
+	if addrs := PortAddrs(lsp); len(addrs) > 0 {
+		return addrs
+	}
+	return PortAddrs(&nbdb.LogicalSwitchPort{Addresses: lsp.PortSecurity})
 }

@@ -108,6 +108,13 @@ func TestLiveMigrationPorts(t *testing.T) {
 			if on, _ := enabledIn(t, endpoint, target.LSP.Name); on {
 				t.Fatal("the migration target's port is enabled before the hand-over")
 			}
+			// Two ports with one MAC in their addresses give ovn-northd two
+			// L2 lookup flows with one match, "drop" for the disabled port;
+			// ovn-controller may keep that one. Only the port that serves
+			// has addresses.
+			if a := committedPorts(t, endpoint)[target.LSP.Name].Addresses; len(a) != 0 {
+				t.Fatalf("the disabled target port has addresses %v", a)
+			}
 			if target.LSP.ExternalIDs[externalids.MigrationSource] != source.LSP.Name {
 				t.Errorf("target's %s = %q, want %q", externalids.MigrationSource, target.LSP.ExternalIDs[externalids.MigrationSource], source.LSP.Name)
 			}
@@ -121,6 +128,10 @@ func TestLiveMigrationPorts(t *testing.T) {
 				dst, _ := enabledIn(t, endpoint, target.LSP.Name)
 				if src || !dst {
 					t.Fatalf("after the hand-over source enabled=%t target enabled=%t, want false true", src, dst)
+				}
+				db := committedPorts(t, endpoint)
+				if len(db[source.LSP.Name].Addresses) != 0 || len(db[target.LSP.Name].Addresses) != 1 {
+					t.Fatalf("after the hand-over the source has addresses %v and the target %v; only the target should", db[source.LSP.Name].Addresses, db[target.LSP.Name].Addresses)
 				}
 			}
 			leaving, leaver, staying := source.LSP, a, target.LSP
@@ -141,6 +152,9 @@ func TestLiveMigrationPorts(t *testing.T) {
 			}
 			if on, ok := enabledIn(t, endpoint, staying.Name); !ok || !on {
 				t.Fatalf("the %s's port left behind: exists=%t enabled=%t, want an enabled port serving the VM", tc.wantSurvivor, ok, on)
+			}
+			if a := committedPorts(t, endpoint)[staying.Name].Addresses; len(a) != 1 || a[0] != source.LSP.PortSecurity[0] {
+				t.Fatalf("the port left serving has addresses %v, want %v", a, source.LSP.PortSecurity)
 			}
 			if _, ok := enabledIn(t, endpoint, leaving.Name); ok {
 				t.Fatal("the deleted port is still in the NB")

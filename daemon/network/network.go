@@ -491,8 +491,11 @@ func (n *Network) buildPort(req PortRequest, mac net.HardwareAddr, addrs []netip
 	}
 	req.DHCP.apply(lsp, addrs)
 	if req.MigrateFrom != "" {
+		// Disabled, and without addresses until the hand-over (see
+		// ovn.PortChange.Enable for why).
 		disabled := false
 		lsp.Enabled = &disabled
+		lsp.Addresses = nil
 		ids[externalids.MigrationSource] = req.MigrateFrom
 	}
 	return lsp
@@ -512,9 +515,10 @@ func PortAddrs(lsp *nbdb.LogicalSwitchPort) []netip.Addr {
 	return out
 }
 
-// PortMAC parses the MAC out of a port's addresses.
+// PortMAC parses the MAC out of a port's addresses, or its port security
+// (a disabled migration port has no addresses).
 func PortMAC(lsp *nbdb.LogicalSwitchPort) (net.HardwareAddr, error) {
-	for _, entry := range lsp.Addresses {
+	for _, entry := range append(append([]string(nil), lsp.Addresses...), lsp.PortSecurity...) {
 		if fields := strings.Fields(entry); len(fields) > 0 {
 			return net.ParseMAC(fields[0])
 		}
