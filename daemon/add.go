@@ -143,8 +143,10 @@ func (d *Daemon) plan(ctx context.Context, r *request, nw *network.Network) (*ad
 	if claim != nil {
 		p.port.ExternalIDs[externalids.IPAMClaim] = claim.ID()
 	}
-	if p.port.DHCP, err = nw.DHCPFor(ctx, mtu, d.hostnameFor(r)); err != nil {
-		return nil, err
+	if r.conf.DHCP != nil { // the hostname costs a pod look-up
+		if p.port.DHCP, err = nw.DHCPFor(ctx, mtu, d.hostnameFor(r)); err != nil {
+			return nil, err
+		}
 	}
 	if source != nil {
 		// A live-migration target: the VM keeps its MAC; the port

@@ -174,11 +174,10 @@ func (d *Daemon) handOverPort(ctx context.Context, id attachment.ID, p *nbdb.Log
 	d.log.Info("live migration: VM traffic handed to the target", "attachment", id, "port", p.Name,
 		"source", p.ExternalIDs[externalids.MigrationSource], "took", time.Since(start))
 	go d.announce(id, p)
-	ns, name, ok := splitClaimID(p.ExternalIDs[externalids.IPAMClaim])
+	claim, ok := kube.ClaimFromID(p.ExternalIDs[externalids.IPAMClaim])
 	if !ok {
 		return nil
 	}
-	claim := &kube.Claim{Namespace: ns, Name: name}
 	if err := d.kube.RecordClaim(ctx, claim, p.ExternalIDs[externalids.PodName], nil); err != nil {
 		return fmt.Errorf("record the migrated VM's pod as the owner of IPAMClaim %s: %w", claim.ID(), err)
 	}
@@ -216,9 +215,4 @@ func (d *Daemon) announce(id attachment.ID, p *nbdb.LogicalSwitchPort) {
 			return
 		}
 	}
-}
-
-func splitClaimID(id string) (namespace, name string, ok bool) {
-	namespace, name, ok = strings.Cut(id, "/")
-	return namespace, name, ok && namespace != "" && name != ""
 }

@@ -61,6 +61,15 @@ func (c *Claim) ID() string {
 	return c.Namespace + "/" + c.Name
 }
 
+// ClaimFromID is the claim ID names, if it is one.
+func ClaimFromID(id string) (*Claim, bool) {
+	namespace, name, ok := strings.Cut(id, "/")
+	if !ok || namespace == "" || name == "" {
+		return nil, false
+	}
+	return &Claim{Namespace: namespace, Name: name}, true
+}
+
 // ClaimFor returns the IPAMClaim referenced by the pod's network selection
 // element for the NAD nadName (namespace/name) and interface ifName, or nil
 // if the element references none.
