@@ -253,8 +253,11 @@ func (d *Daemon) plug(ctx context.Context, p *addPlan) (netns.Result, error) {
 	if p.warm != nil {
 		ifaceID = p.warm.Name
 	}
-	ids := p.r.id.ExternalIDs()
-	ids[externalids.Netns] = p.r.netns
+	// Who the attachment is for, as on the logical port: diagnose finds
+	// a pod's attachment by it also when the port is gone.
+	ids := d.portExternalIDs(p.r)
+	delete(ids, externalids.Topology)
+	delete(ids, externalids.Node)
 	return links, d.addOVSPort(ctx, ovs.PortSpec{Name: p.hostIf, IfaceID: ifaceID, ExternalIDs: ids})
 }
 

@@ -41,6 +41,10 @@ type Config struct {
 	NBAddress, SBAddress, OVSAddress string
 	// Bridge is the integration bridge, normally br-int.
 	Bridge string
+	// OpenFlowSocket is the bridge's OpenFlow management socket (CHECK
+	// and diagnose ask it for the port's flows). Empty: <bridge>.mgmt
+	// beside the OVSDB socket of OVSAddress, where ovs-vswitchd puts it.
+	OpenFlowSocket string
 	// Socket is the CNI server's unix socket path.
 	Socket string
 	// ReadyTimeout bounds how long ADD waits for ovn-controller.

@@ -11,6 +11,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/ovn-overlay/ovn-overlay/cniproto"
+	"github.com/ovn-overlay/ovn-overlay/daemon/diagnose"
 	"github.com/ovn-overlay/ovn-overlay/daemon/metrics"
 )
 
@@ -23,6 +24,7 @@ const maxRequest = 8 << 20
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+cniproto.Path, d.serveCNI)
+	mux.HandleFunc("GET "+diagnose.Path, d.serveDiagnose)
 	return mux
 }
 

@@ -444,97 +444,147 @@ func LinksUp(hostIfName, podNetnsPath, ifName string) error {
 	return nil
 }
 
-// Check compares the live state with a and returns an error describing every
-// drift found, or nil when everything matches. MTU 0 and a nil MAC in a are
-// not checked. Addresses and routes in a must be present; extra ones (such as
-// the IPv6 link-local address) are not drift.
+// DriftKind names one way the pod side differs from what ADD made. A
+// failure to read a piece of state is reported under that piece's kind: the
+// state cannot be confirmed, and the item's Detail says why.
+type DriftKind string
+
+// The drift kinds Check reports.
+const (
+	DriftNetns        DriftKind = "netns"     // pod netns cannot be opened, or no netlink handle in it
+	DriftHostLink     DriftKind = "host-link" // host veth missing, not a veth, or its look-up failed
+	DriftHostLinkDown DriftKind = "host-link-down"
+	DriftHostMTU      DriftKind = "host-mtu"
+	DriftPodLink      DriftKind = "pod-link" // pod link missing, not a veth, not the host's peer, or its look-up failed
+	DriftPodLinkDown  DriftKind = "pod-link-down"
+	DriftPodMTU       DriftKind = "pod-mtu"
+	DriftMAC          DriftKind = "mac"
+	DriftAddress      DriftKind = "address"
+	DriftRoute        DriftKind = "route"
+	DriftSourceRule   DriftKind = "source-rule" // whatever checkSourceRouting reports
+	DriftTxChecksum   DriftKind = "tx-checksum"
+)
+
+// Drift is one difference Check found.
+type Drift struct {
+	Kind   DriftKind
+	Detail string // human-readable, one item of CheckError's text
+}
+
+// CheckError is what Check returns when it finds drift. Drifts keeps the
+// items in the order Check finds them, so a caller can attach a cause and a
+// fix to each kind; Error gives them all in one line, the text the daemon
+// has always reported.
+type CheckError struct {
+	HostIfName, ContainerIfName, Netns string
+	Drifts                             []Drift
+}
+
+func (e *CheckError) Error() string {
+	details := make([]string, len(e.Drifts))
+	for i, d := range e.Drifts {
+		details[i] = d.Detail
+	}
+	return fmt.Sprintf("netns: check host %q / pod %q in netns %s: %d problem(s): %s",
+		e.HostIfName, e.ContainerIfName, e.Netns, len(e.Drifts), strings.Join(details, "; "))
+}
+
+// driftList collects drift items as Check finds them.
+type driftList []Drift
+
+func (l *driftList) add(kind DriftKind, format string, args ...any) {
+	*l = append(*l, Drift{Kind: kind, Detail: fmt.Sprintf(format, args...)})
+}
+
+// Check compares the live state with a and returns a *CheckError listing
+// every drift found, or nil when everything matches. MTU 0 and a nil MAC in a
+// are not checked. Addresses and routes in a must be present; extra ones
+// (such as the IPv6 link-local address) are not drift.
 func Check(podNetnsPath string, a Attachment) error {
-	var drift []string
-	add := func(format string, args ...any) { drift = append(drift, fmt.Sprintf(format, args...)) }
+	var drift driftList
 
 	hostIndex := 0
 	host, err := netlink.LinkByName(a.HostIfName)
 	switch {
 	case isLinkNotFound(err):
-		add("host link %q is missing", a.HostIfName)
+		drift.add(DriftHostLink, "host link %q is missing", a.HostIfName)
 	case err != nil:
-		add("host link %q: look up failed: %v", a.HostIfName, err)
+		drift.add(DriftHostLink, "host link %q: look up failed: %v", a.HostIfName, err)
 	default:
 		hostIndex = host.Attrs().Index
 		if host.Type() != "veth" {
-			add("host link %q is a %s, not a veth", a.HostIfName, host.Type())
+			drift.add(DriftHostLink, "host link %q is a %s, not a veth", a.HostIfName, host.Type())
 		}
 		if a.MTU > 0 && host.Attrs().MTU != a.MTU {
-			add("host link %q has MTU %d, want %d", a.HostIfName, host.Attrs().MTU, a.MTU)
+			drift.add(DriftHostMTU, "host link %q has MTU %d, want %d", a.HostIfName, host.Attrs().MTU, a.MTU)
 		}
 		if host.Attrs().Flags&net.FlagUp == 0 {
-			add("host link %q is down", a.HostIfName)
+			drift.add(DriftHostLinkDown, "host link %q is down", a.HostIfName)
 		}
 	}
 
 	drift = append(drift, checkPodSide(podNetnsPath, a, hostIndex)...)
 
 	if len(drift) == 0 {
+		// A plain nil: a nil *CheckError would be a non-nil error.
 		return nil
 	}
-	return fmt.Errorf("netns: check host %q / pod %q in netns %s: %d problem(s): %s",
-		a.HostIfName, a.ContainerIfName, podNetnsPath, len(drift), strings.Join(drift, "; "))
+	return &CheckError{HostIfName: a.HostIfName, ContainerIfName: a.ContainerIfName, Netns: podNetnsPath, Drifts: drift}
 }
 
-func checkPodSide(podNetnsPath string, a Attachment, hostIndex int) []string {
-	var drift []string
-	add := func(format string, args ...any) { drift = append(drift, fmt.Sprintf(format, args...)) }
+func checkPodSide(podNetnsPath string, a Attachment, hostIndex int) []Drift {
+	var drift driftList
 
 	podNs, err := openNetns(podNetnsPath)
 	if err != nil {
-		add("pod netns %s cannot be opened: %v", podNetnsPath, err)
+		drift.add(DriftNetns, "pod netns %s cannot be opened: %v", podNetnsPath, err)
 		return drift
 	}
 	defer podNs.Close()
 
 	pod, err := netlink.NewHandleAt(podNs, unix.NETLINK_ROUTE)
 	if err != nil {
-		add("cannot open a netlink handle in pod netns %s: %v", podNetnsPath, err)
+		drift.add(DriftNetns, "cannot open a netlink handle in pod netns %s: %v", podNetnsPath, err)
 		return drift
 	}
 	defer pod.Close()
 
 	l, err := pod.LinkByName(a.ContainerIfName)
 	if isLinkNotFound(err) {
-		add("pod link %q is missing", a.ContainerIfName)
+		drift.add(DriftPodLink, "pod link %q is missing", a.ContainerIfName)
 		return drift
 	} else if err != nil {
-		add("pod link %q: look up failed: %v", a.ContainerIfName, err)
+		drift.add(DriftPodLink, "pod link %q: look up failed: %v", a.ContainerIfName, err)
 		return drift
 	}
 	attrs := l.Attrs()
 	if l.Type() != "veth" {
-		add("pod link %q is a %s, not a veth", a.ContainerIfName, l.Type())
+		drift.add(DriftPodLink, "pod link %q is a %s, not a veth", a.ContainerIfName, l.Type())
 	} else if hostIndex != 0 && attrs.ParentIndex != hostIndex {
-		add("pod link %q is not the peer of host link %q (peer index %d, host index %d)",
+		drift.add(DriftPodLink, "pod link %q is not the peer of host link %q (peer index %d, host index %d)",
 			a.ContainerIfName, a.HostIfName, attrs.ParentIndex, hostIndex)
 	}
 	if a.MAC != nil && !slices.Equal(attrs.HardwareAddr, a.MAC) {
-		add("pod link %q has MAC %s, want %s", a.ContainerIfName, attrs.HardwareAddr, a.MAC)
+		drift.add(DriftMAC, "pod link %q has MAC %s, want %s", a.ContainerIfName, attrs.HardwareAddr, a.MAC)
 	}
 	if a.MTU > 0 && attrs.MTU != a.MTU {
-		add("pod link %q has MTU %d, want %d", a.ContainerIfName, attrs.MTU, a.MTU)
+		drift.add(DriftPodMTU, "pod link %q has MTU %d, want %d", a.ContainerIfName, attrs.MTU, a.MTU)
 	}
 	if attrs.Flags&net.FlagUp == 0 {
-		add("pod link %q is down", a.ContainerIfName)
+		drift.add(DriftPodLinkDown, "pod link %q is down", a.ContainerIfName)
 	}
 
 	if len(a.Addresses) > 0 {
 		addrs, err := retryDump(func() ([]netlink.Addr, error) { return pod.AddrList(l, netlink.FAMILY_ALL) })
 		if err != nil {
-			add("pod link %q: listing addresses failed: %v", a.ContainerIfName, err)
+			drift.add(DriftAddress, "pod link %q: listing addresses failed: %v", a.ContainerIfName, err)
 		} else {
 			for _, want := range a.Addresses {
 				if !slices.ContainsFunc(addrs, func(got netlink.Addr) bool {
 					p, ok := ipNetToPrefix(got.IPNet)
 					return ok && p == want
 				}) {
-					add("pod link %q is missing address %s", a.ContainerIfName, want)
+					drift.add(DriftAddress, "pod link %q is missing address %s", a.ContainerIfName, want)
 				}
 			}
 		}
@@ -551,11 +601,11 @@ func checkPodSide(podNetnsPath string, a Attachment, hostIndex int) []string {
 			}
 		}
 		if err != nil {
-			add("pod link %q: listing routes failed: %v", a.ContainerIfName, err)
+			drift.add(DriftRoute, "pod link %q: listing routes failed: %v", a.ContainerIfName, err)
 			break
 		}
 		if !found {
-			add("pod netns is missing route %s", routeString(r))
+			drift.add(DriftRoute, "pod netns is missing route %s", routeString(r))
 		}
 	}
 
@@ -564,9 +614,9 @@ func checkPodSide(podNetnsPath string, a Attachment, hostIndex int) []string {
 	if a.DisableTxChecksumOffload {
 		on, err := txChecksumEnabled(podNs, a.ContainerIfName)
 		if err != nil {
-			add("pod link %q: reading TX checksum offload failed: %v", a.ContainerIfName, err)
+			drift.add(DriftTxChecksum, "pod link %q: reading TX checksum offload failed: %v", a.ContainerIfName, err)
 		} else if on {
-			add("pod link %q has TX checksum offload enabled, want disabled", a.ContainerIfName)
+			drift.add(DriftTxChecksum, "pod link %q has TX checksum offload enabled, want disabled", a.ContainerIfName)
 		}
 	}
 	return drift

@@ -77,8 +77,8 @@ func sourceRule(addr netip.Addr, table int) *netlink.Rule {
 }
 
 // checkSourceRouting reports addresses without their source rule.
-func checkSourceRouting(h *netlink.Handle, linkIndex int, a Attachment) []string {
-	var drift []string
+func checkSourceRouting(h *netlink.Handle, linkIndex int, a Attachment) []Drift {
+	var drift driftList
 	table := sourceTable(linkIndex)
 	for _, p := range a.Addresses {
 		family := unix.AF_INET
@@ -87,11 +87,11 @@ func checkSourceRouting(h *netlink.Handle, linkIndex int, a Attachment) []string
 		}
 		rules, err := h.RuleListFiltered(family, sourceRule(p.Addr(), table), netlink.RT_FILTER_SRC|netlink.RT_FILTER_TABLE)
 		if err != nil {
-			drift = append(drift, fmt.Sprintf("listing rules failed: %v", err))
+			drift.add(DriftSourceRule, "listing rules failed: %v", err)
 			continue
 		}
 		if len(rules) == 0 {
-			drift = append(drift, fmt.Sprintf("pod netns is missing rule from %s lookup %d", p.Addr(), table))
+			drift.add(DriftSourceRule, "pod netns is missing rule from %s lookup %d", p.Addr(), table)
 		}
 	}
 	return drift

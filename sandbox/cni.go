@@ -52,7 +52,7 @@ func (n *Node) startDaemon(binary, nodeName, sock string, extraArgs []string) (*
 		"--ovs-address=" + n.OVS,
 		"--socket=" + sock,
 	}, extraArgs...)
-	return n.cluster.Start(nodeName+"-ovn-overlayd", n.Netns, nil, args...)
+	return n.cluster.Start(nodeName+"-ovn-overlayd", n.Netns, []string{n.cluster.ToolPath()}, args...)
 }
 
 // DaemonSocket is where the node's daemon serves CNI.

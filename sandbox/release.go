@@ -102,6 +102,35 @@ func (r Release) Command(argv []string) []string {
 	return append(out, argv[1:]...)
 }
 
+// WriteToolWrappers puts one shell script per OVS/OVN program of the
+// release in dir, each running the release's build (Command), so that a
+// process finding its tools on PATH (the node daemon runs ovs-ofctl and
+// ovn-trace to diagnose) gets the release's and not the host's. It
+// writes nothing for the host's release.
+func (r Release) WriteToolWrappers(dir string) error {
+	if r.Root == "" {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("sandbox: tool wrappers: %w", err)
+	}
+	for name := range tools {
+		argv := r.Command([]string{name})
+		if argv[0] == name {
+			continue // the release lacks it: the host's stays on PATH
+		}
+		var quoted []string
+		for _, a := range argv {
+			quoted = append(quoted, "'"+strings.ReplaceAll(a, "'", `'\''`)+"'")
+		}
+		script := "#!/bin/sh\n# OVN " + r.Name + "'s " + name + " (sandbox.Release.WriteToolWrappers)\nexec " + strings.Join(quoted, " ") + ` "$@"` + "\n"
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
+			return fmt.Errorf("sandbox: tool wrapper %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
 // Path is where a file of the release (a schema) lives on the host.
 func (r Release) Path(p string) string {
 	if r.Root == "" {

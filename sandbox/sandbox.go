@@ -211,6 +211,9 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		}
 	}()
 	begin := time.Now()
+	if err := release.WriteToolWrappers(c.toolDir()); err != nil {
+		return nil, err
+	}
 	if err := c.startCentral(); err != nil {
 		return nil, err
 	}
@@ -255,6 +258,13 @@ func (c *Cluster) Start(name, netns string, env []string, argv ...string) (*Proc
 	}
 	return p, nil
 }
+
+// toolDir holds the release's tool wrappers (Release.WriteToolWrappers).
+func (c *Cluster) toolDir() string { return filepath.Join(c.Dir, "tools") }
+
+// ToolPath is a PATH that finds the release's OVS and OVN programs first,
+// as a node's own PATH would.
+func (c *Cluster) ToolPath() string { return "PATH=" + c.toolDir() + ":" + os.Getenv("PATH") }
 
 func (c *Cluster) addNetns(name string) error {
 	if _, err := run("", "ip", "netns", "add", name); err != nil {

@@ -211,12 +211,14 @@ The sandbox keeps running. Try:
   ovn-nbctl --db=%[3]s lrp-get-gateway-chassis %[13]s
   ovn-nbctl --db=%[3]s --columns=name,networks find Logical_Router_Port name=%[13]s
   ovn-nbctl --db=%[3]s lr-nat-list %[15]s
+  %[16]s diagnose --socket %[17]s --pod left-one/tinypod --net l3-network@net1 --peer %[2]s
+                                                     # one attachment end to end: NB, SB, OVS, flows, pod
 Logs and databases: %[6]s
 Press Ctrl-C to tear everything down (or run: go run ./cmd/ovn-overlay-demo cleanup).
 `, pods[0].pod.Netns, pods[1].addrs["net1"], cluster.Central.NB, cluster.Central.SB, cluster.Nodes[0].OVS, cluster.Dir,
 			localnetNetworks[1].external.Addr(), cluster.External().Netns, cluster.Nodes[0].Netns, cluster.Nodes[0].PhysicalUplink,
 			tenants[0].pod.Netns, externalRouter, gatewayPort(tenants[0].network), netip.MustParsePrefix(blueStatic).Addr(),
-			"ovn-overlay."+tenants[0].network+".router")
+			"ovn-overlay."+tenants[0].network+".router", filepath.Join(binDir, "ovn-overlayctl"), cluster.Nodes[0].DaemonSocket())
 		<-ctx.Done()
 		// Ctrl-C reached the node daemons too (same process group), so
 		// there is no one left to serve DELs: the teardown removes it all.

@@ -28,6 +28,7 @@ func main() {
 	flag.StringVar(&cfg.SSLCA, "ovn-ssl-ca", "", "CA certificate the NB and SB servers' certificates must be signed by (PEM)")
 	flag.StringVar(&cfg.OVSAddress, "ovs-address", "unix:/var/run/openvswitch/db.sock", "local Open_vSwitch OVSDB endpoint")
 	flag.StringVar(&cfg.Bridge, "bridge", "br-int", "OVN integration bridge")
+	flag.StringVar(&cfg.OpenFlowSocket, "openflow-socket", "", "the bridge's OpenFlow management socket (default: <bridge>.mgmt beside the --ovs-address unix socket)")
 	flag.StringVar(&cfg.Socket, "socket", cniproto.DefaultSocket, "CNI server unix socket (root-only)")
 	flag.DurationVar(&cfg.ReadyTimeout, "ready-timeout", 20*time.Second, "how long ADD waits for ovn-controller to install a port")
 	flag.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig for the Kubernetes integration; \"in-cluster\" uses the pod's service account (empty: work from CNI requests alone)")

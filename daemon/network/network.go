@@ -526,6 +526,25 @@ func PortMAC(lsp *nbdb.LogicalSwitchPort) (net.HardwareAddr, error) {
 	return nil, fmt.Errorf("logical switch port %s has no MAC in addresses", lsp.Name)
 }
 
+// CheckPortSecurity reports a port whose port_security is no longer the
+// one entry ADD wrote, its MAC and recorded addresses: OVN would drop the
+// pod's packets (a narrower list) or let it spoof (a wider or empty one).
+func CheckPortSecurity(lsp *nbdb.LogicalSwitchPort) error {
+	mac, err := PortMAC(lsp)
+	if err != nil {
+		return err
+	}
+	want := mac.String()
+	for _, p := range ParsePrefixList(lsp.ExternalIDs[externalids.Addresses]) {
+		want += " " + p.Addr().String()
+	}
+	if len(lsp.PortSecurity) != 1 || lsp.PortSecurity[0] != want {
+		return fmt.Errorf("logical switch port %s has port security %q, want [%q]: it was changed outside ovn-overlay; restore it with ovn-nbctl lsp-set-port-security %s %q",
+			lsp.Name, lsp.PortSecurity, want, lsp.Name, want)
+	}
+	return nil
+}
+
 // ErrInvalidRequest marks requests the network cannot honour as asked: a
 // static address outside its subnets or already in use, a MAC in use. The
 // runtime gets CNI error 7 (the request's runtimeConfig or CNI_ARGS is
@@ -538,6 +557,10 @@ var ErrNotSupported = errors.New("not supported yet")
 
 // Name is the network's name.
 func (n *Network) Name() string { return n.name }
+
+// Conf is the network's config, as the first ADD or CHECK on this node
+// since the daemon started gave it.
+func (n *Network) Conf() *netconf.NetConf { return n.conf }
 
 // Routes are the routes pods of this node get (layer3: to each cluster
 // subnet via this node's gateway).
