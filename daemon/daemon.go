@@ -30,6 +30,7 @@ import (
 	"github.com/ovn-overlay/ovn-overlay/netns"
 	"github.com/ovn-overlay/ovn-overlay/ovn"
 	"github.com/ovn-overlay/ovn-overlay/ovs"
+	"github.com/ovn-overlay/ovn-overlay/ovs/openflow"
 )
 
 // Config is the daemon's configuration (its command-line flags).
@@ -111,6 +112,9 @@ type Daemon struct {
 	// userspaceDatapath: br-int uses the netdev datapath, so pod veths need
 	// TX checksum offload off.
 	userspaceDatapath bool
+	// flows asks br-int which flows it holds (CHECK, diagnose), on one
+	// kept connection to its management socket.
+	flows *openflow.Session
 }
 
 // GeneveOverhead is what geneve encapsulation with OVN's options adds to a
@@ -155,6 +159,14 @@ func New(cfg Config) (*Daemon, error) {
 			}
 		}
 	}
+	flowSocket := cfg.OpenFlowSocket
+	if flowSocket == "" {
+		var err error
+		if flowSocket, err = openflow.SocketPath(cfg.OVSAddress, cfg.Bridge); err != nil {
+			return nil, fmt.Errorf("--ovs-address %s: CHECK reads the bridge's flows from its OpenFlow management socket, which only a unix: endpoint locates: pass --openflow-socket (normally /var/run/openvswitch/%s.mgmt)", cfg.OVSAddress, cfg.Bridge)
+		}
+	}
+	d.flows = openflow.NewSession(flowSocket)
 	d.setWaiting("starting: connecting to the local Open_vSwitch, OVN Northbound and Southbound databases")
 	return d, nil
 }
@@ -405,6 +417,9 @@ func (d *Daemon) Close() {
 	}
 	if d.ovs != nil {
 		d.ovs.Close()
+	}
+	if d.flows != nil {
+		d.flows.Close()
 	}
 }
 

@@ -211,12 +211,7 @@ func (d *Daemon) diagnoseOpenFlow(ctx context.Context, r *diagnose.Report, iface
 	if iface == nil || iface.ofport <= 0 {
 		return // Judge skips it
 	}
-	sock, err := d.openFlowSocket()
-	if err != nil {
-		of.Verdict, of.Note = diagnose.Skipped, err.Error()
-		return
-	}
-	of.Socket = sock
+	of.Socket = d.flows.Socket()
 	port := uint32(iface.ofport)
 	table0 := uint8(0)
 	queries := []openflow.Query{
@@ -236,7 +231,7 @@ func (d *Daemon) diagnoseOpenFlow(ctx context.Context, r *diagnose.Report, iface
 			}
 		}
 	}
-	res, err := openflow.Flows(ctx, sock, queries...)
+	res, err := d.flows.Flows(ctx, queries...)
 	if err != nil {
 		of.Verdict, of.Note = diagnose.Skipped, fmt.Sprintf("cannot ask the bridge for its flows: %v", err)
 		return
@@ -268,15 +263,7 @@ func (d *Daemon) diagnoseOpenFlow(ctx context.Context, r *diagnose.Report, iface
 		of.Tables = append(of.Tables, *t)
 	}
 	slices.SortFunc(of.Tables, func(a, b diagnose.TableCount) int { return a.Table - b.Table })
-	of.Ingress, of.Port = ofctlView(sock, iface.ofport)
-}
-
-// openFlowSocket is the integration bridge's OpenFlow management socket.
-func (d *Daemon) openFlowSocket() (string, error) {
-	if d.cfg.OpenFlowSocket != "" {
-		return d.cfg.OpenFlowSocket, nil
-	}
-	return openflow.SocketPath(d.cfg.OVSAddress, d.cfg.Bridge)
+	of.Ingress, of.Port = ofctlView(of.Socket, iface.ofport)
 }
 
 func (d *Daemon) diagnosePod(r *diagnose.Report, id attachment.ID, lsp *nbdb.LogicalSwitchPort, iface *ovsInterface) {

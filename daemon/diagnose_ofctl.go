@@ -22,7 +22,7 @@ func ofctlView(socket string, ofport int) (ingress []string, counters *diagnose.
 			if err != nil {
 				continue
 			}
-			ingress = append(ingress, fmt.Sprintf("table=%d %s n_packets=%d n_bytes=%d", f.Table, text, f.Stats.PacketCount, f.Stats.ByteCount))
+			ingress = append(ingress, fmt.Sprintf("%s n_packets=%d n_bytes=%d", text, f.Stats.PacketCount, f.Stats.ByteCount))
 		}
 	}
 	if s, err := c.OpenFlow.DumpPort(target, fmt.Sprint(ofport)); err == nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -62,7 +63,7 @@ func TestDiagnose(t *testing.T) {
 		breakIt func(t *testing.T, a *diagAtt)
 		place   diagnose.Place
 		what    string // fragment of the place's first problem
-		fix     string // fragment of its fix
+		fix     string // fragment of its fix ({mtu}: the MTU the daemon expects)
 		check   string // fragment of CHECK's error
 	}{
 		{name: "healthy"},
@@ -98,10 +99,10 @@ func TestDiagnose(t *testing.T) {
 		}, place: diagnose.PlacePod, what: `pod link "net1" is down`, fix: "ip link set dev net1 up", check: `pod link "net1" is down`},
 		{name: "route deleted", breakIt: func(t *testing.T, a *diagAtt) {
 			mustRun(t, a.pod, "ip", "route", "del", "10.150.0.0/16", "dev", "net1")
-		}, place: diagnose.PlacePod, what: "missing route 10.150.0.0/16 via", fix: "ip route add", check: "missing route 10.150.0.0/16"},
+		}, place: diagnose.PlacePod, what: "missing route 10.150.0.0/16 via", fix: "ip route add 10.150.0.0/16 via", check: "missing route 10.150.0.0/16"},
 		{name: "wrong MTU", breakIt: func(t *testing.T, a *diagAtt) {
 			mustRun(t, a.pod, "ip", "link", "set", "net1", "mtu", "1280")
-		}, place: diagnose.PlacePod, what: `pod link "net1" has MTU 1280`, fix: "mtu", check: "has MTU 1280"},
+		}, place: diagnose.PlacePod, what: `pod link "net1" has MTU 1280`, fix: "ip link set dev net1 mtu {mtu}", check: "has MTU 1280"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -150,8 +151,9 @@ func TestDiagnose(t *testing.T) {
 				t.Fatalf("exit %d, broken places %v, want %s among them (exit 3)", code, r.Problems, tc.place)
 			}
 			o := outcomeOf(r, tc.place)
-			if len(o.Problems) == 0 || !strings.Contains(o.Problems[0].What, tc.what) || !strings.Contains(o.Problems[0].Fix, tc.fix) {
-				t.Fatalf("%s problems %+v: want the first to say %q with a fix containing %q", tc.place, o.Problems, tc.what, tc.fix)
+			fix := strings.ReplaceAll(tc.fix, "{mtu}", strconv.Itoa(r.Expected.MTU))
+			if len(o.Problems) == 0 || !strings.Contains(o.Problems[0].What, tc.what) || !strings.Contains(o.Problems[0].Fix, fix) {
+				t.Fatalf("%s problems %+v: want the first to say %q with a fix containing %q", tc.place, o.Problems, tc.what, fix)
 			}
 			_, text := runDiagnose(t, att)
 			if !strings.Contains(string(text), "[broken]") || !strings.Contains(string(text), "fix:   ") ||

@@ -3,6 +3,7 @@ package diagnose
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -23,7 +24,7 @@ func Judge(r *Report) {
 	judgePortBinding(&r.PortBinding, &r.LogicalPort, r.Expected.Chassis)
 	judgeInterface(&r.Interface, &r.LogicalPort)
 	judgeOpenFlow(&r.OpenFlow, &r.Interface)
-	judgePod(&r.Pod)
+	judgePod(&r.Pod, r.Expected.MTU)
 	r.Problems = nil
 	for _, p := range []struct {
 		place Place
@@ -215,26 +216,35 @@ func judgeOpenFlow(of *OpenFlow, in *Interface) {
 
 // podFixes are the cause and fix per drift kind (netns.DriftKind values);
 // {netns} is the pod's netns, {pod} the pod interface, {host} the host
-// veth.
+// veth, {mtu} the MTU it should have, {route} the missing route.
 var podFixes = map[string]struct{ cause, fix string }{
 	"netns": {"the pod's network namespace is gone: the pod was deleted or its sandbox died",
 		"its runtime deletes the attachment (CNI DEL) with the sandbox; nothing to repair here"},
 	"host-link":      {"the host end of the veth was deleted or replaced behind the daemon's back", recreate},
 	"host-link-down": {"the host end of the veth was set down", "ip link set dev {host} up"},
-	"host-mtu":       {"the host end's MTU was changed after ADD: the two ends disagree and the larger packets of one side are dropped", "ip link set dev {host} mtu <the MTU the pod should have, under expected>"},
+	"host-mtu":       {"the host end's MTU was changed after ADD: the two ends disagree and the larger packets of one side are dropped", "ip link set dev {host} mtu {mtu}"},
 	"pod-link":       {"the pod interface was deleted or moved behind the daemon's back", recreate},
 	"pod-link-down":  {"the pod interface was set down inside the pod", "nsenter --net={netns} ip link set dev {pod} up"},
-	"pod-mtu":        {"the pod interface's MTU was changed after ADD: packets larger than the overlay carries are dropped, and the veth's ends disagree", "nsenter --net={netns} ip link set dev {pod} mtu <the MTU under expected>"},
+	"pod-mtu":        {"the pod interface's MTU was changed after ADD: packets larger than the overlay carries are dropped, and the veth's ends disagree", "nsenter --net={netns} ip link set dev {pod} mtu {mtu}"},
 	"mac":            {"the pod interface's MAC was changed: OVN's port security drops its packets", "nsenter --net={netns} ip link set dev {pod} address <the logical port's MAC>"},
 	"address":        {"an address ADD gave the pod interface was removed", "nsenter --net={netns} ip address add <the address> dev {pod}, or re-create the pod"},
-	"route":          {"a route ADD installed through the interface was deleted: traffic to that destination leaves by another interface or not at all", "re-add it (nsenter --net={netns} ip route add <dst> via <gateway> dev {pod}), or re-create the pod"},
+	"route":          {"a route ADD installed through the interface was deleted: traffic to that destination leaves by another interface or not at all", "nsenter --net={netns} ip route add {route} dev {pod}, or re-create the pod"},
 	"source-rule":    {"a source-routing rule (\"from <address> lookup <table>\") was deleted: replies from the interface's address may leave by another interface", "re-create the pod (the rules of the interface's other addresses, under rules, show the table)"},
 	"tx-checksum":    {"TX checksum offload was turned back on: with OVS's userspace datapath the packets leave with bad checksums and peers drop them", "nsenter --net={netns} ethtool -K {pod} tx off"},
 }
 
-func judgePod(p *Pod) {
+// judgePod turns the pod side's drifts into problems; mtu is the MTU the
+// daemon expects (0: unknown, then the host end's, which ADD set alike).
+func judgePod(p *Pod, mtu int) {
 	if p.Verdict == Skipped {
 		return
+	}
+	if mtu == 0 {
+		mtu = p.Host.MTU
+	}
+	mtuText := "<the network's MTU>"
+	if mtu > 0 {
+		mtuText = strconv.Itoa(mtu)
 	}
 	var broken []Problem
 	for _, d := range p.Drifts {
@@ -243,7 +253,11 @@ func judgePod(p *Pod) {
 			broken = append(broken, Problem{What: d.Detail})
 			continue
 		}
-		fill := strings.NewReplacer("{netns}", p.Netns, "{pod}", p.Link.Name, "{host}", p.Host.Name)
+		route := "<dst> via <gateway>"
+		if _, r, ok := strings.Cut(d.Detail, "missing route "); ok {
+			route = r
+		}
+		fill := strings.NewReplacer("{netns}", p.Netns, "{pod}", p.Link.Name, "{host}", p.Host.Name, "{mtu}", mtuText, "{route}", route)
 		broken = append(broken, Problem{What: d.Detail, Cause: fix.cause, Fix: fill.Replace(fix.fix)})
 	}
 	p.settle(broken, nil)

@@ -83,10 +83,10 @@ func TestJudge(t *testing.T) {
 		}, broken: []Place{PlacePod}, what: `pod link "net1" is down`, fix: "nsenter --net=/var/run/netns/p ip link set dev net1 up"},
 		{name: "route deleted", breakIt: func(r *Report) {
 			r.Pod.Drifts = []Drift{{Kind: "route", Detail: "pod netns is missing route 10.129.0.0/16 via 10.128.0.1"}}
-		}, broken: []Place{PlacePod}, what: "missing route 10.129.0.0/16", fix: "ip route add"},
+		}, broken: []Place{PlacePod}, what: "missing route 10.129.0.0/16", fix: "ip route add 10.129.0.0/16 via 10.128.0.1 dev net1"},
 		{name: "wrong MTU", breakIt: func(r *Report) {
 			r.Pod.Drifts = []Drift{{Kind: "pod-mtu", Detail: `pod link "net1" has MTU 1300, want 1400`}}
-		}, broken: []Place{PlacePod}, what: "has MTU 1300, want 1400", fix: "mtu"},
+		}, broken: []Place{PlacePod}, what: "has MTU 1300, want 1400", fix: "ip link set dev net1 mtu 1400"},
 		{name: "unknown drift kind still reported", breakIt: func(r *Report) {
 			r.Pod.Drifts = []Drift{{Kind: "new-kind", Detail: "something else"}}
 		}, broken: []Place{PlacePod}, what: "something else"},

@@ -32,11 +32,14 @@ func Render(w io.Writer, r *Report) error {
 	pb := r.PortBinding
 	p.head(pb.Outcome, "SB port binding")
 	if pb.Found {
-		where := "this node"
-		if !pb.ThisNode {
-			where = "not this node (" + r.Expected.Chassis + ")"
+		where := "chassis " + pb.Chassis + " (this node)"
+		switch {
+		case pb.Chassis == "":
+			where = "claimed by no chassis"
+		case !pb.ThisNode:
+			where = "chassis " + pb.Chassis + " (not this node, " + r.Expected.Chassis + ")"
 		}
-		p.fact("chassis %s (%s), up %s, tunnel key %d on datapath %d", orUnknown(pb.Chassis), where, boolPtr(pb.Up, "unset"), pb.TunnelKey, pb.DatapathKey)
+		p.fact("%s, up %s, tunnel key %d on datapath %d", where, boolPtr(pb.Up, "unset"), pb.TunnelKey, pb.DatapathKey)
 	}
 	p.outcome(pb.Outcome)
 

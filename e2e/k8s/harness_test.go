@@ -67,6 +67,7 @@ func buildAll(bin string) error {
 	builds := []struct{ dir, out, pkg, ldflags string }{
 		{"../..", "ovn-k8s-cni-overlay", "./cmd/ovn-k8s-cni-overlay", ""},
 		{"../..", "ovn-overlayd", "./cmd/ovn-overlayd", ""},
+		{"../..", "ovn-overlayctl", "./cmd/ovn-overlayctl", ""},
 		{".", "loopback", "github.com/containernetworking/plugins/plugins/main/loopback", ""},
 		{"../tools/multus", "multus", "gopkg.in/k8snetworkplumbingwg/multus-cni.v4/cmd/multus", ""},
 		{"../tools/kube-apiserver", "kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver", "-X k8s.io/component-base/version.gitVersion=v1.34.2"},

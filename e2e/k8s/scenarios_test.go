@@ -2,8 +2,11 @@ package k8s
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +51,7 @@ func TestSpecNADsAndTinypod(t *testing.T) {
 			t.Errorf("%s network-status lacks %v", p.obj.Name, want)
 		}
 	}
+	diagnoseTinypod(t, pods[0])
 	// Cross-node: the guide's networks overlap, and the two tinypods hold
 	// the same address on different networks (see docs/design.md), so each
 	// network is probed from tinypod on node1 to a pod on node2 that is
@@ -229,4 +233,33 @@ func ports(t *testing.T, network string) []string {
 		t.Fatal(err)
 	}
 	return strings.Fields(out)
+}
+
+// diagnoseTinypod runs ovn-overlayctl diagnose on tinypod's node, naming
+// the attachments as an operator reads them off the pod (namespace/name,
+// network selection elements): the daemon knows the pod from the CNI
+// arguments Multus passed.
+func diagnoseTinypod(t *testing.T, p *runtimePod) {
+	t.Helper()
+	run := func(args ...string) (int, string) {
+		argv := append([]string{"diagnose", "--socket", p.node.DaemonSocket(), "--pod", p.obj.Namespace + "/" + p.obj.Name}, args...)
+		out, err := exec.Command(filepath.Join(e.bin, "ovn-overlayctl"), argv...).CombinedOutput()
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return exit.ExitCode(), string(out)
+		}
+		if err != nil {
+			t.Fatalf("ovn-overlayctl %q: %v", argv, err)
+		}
+		return 0, string(out)
+	}
+	// Two attachments: the tool asks which, listing them.
+	if code, out := run(); code != 1 || !strings.Contains(out, "left-one/l3-network@net1") || !strings.Contains(out, "left-one/not-so-fast-network@net2") {
+		t.Errorf("diagnose without --net: exit %d, want 1 and both attachments named:\n%s", code, out)
+	}
+	for _, element := range []string{"l3-network", "left-one/not-so-fast-network@net2"} {
+		if code, out := run("--net", element); code != 0 || !strings.Contains(out, "verdict: healthy") {
+			t.Errorf("diagnose --net %s: exit %d, want a healthy attachment:\n%s", element, code, out)
+		}
+	}
 }

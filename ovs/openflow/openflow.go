@@ -180,6 +180,12 @@ func (c *conn) run(msgs []byte, helloXid uint32, pending map[uint32]int, n int) 
 	if err := c.hello(helloXid); err != nil {
 		return nil, err
 	}
+	return c.collect(helloXid, pending, n)
+}
+
+// collect reads until every pending request (xid: index of its query) has
+// its final reply part, answering the switch's echo requests meanwhile.
+func (c *conn) collect(helloXid uint32, pending map[uint32]int, n int) ([][]Flow, error) {
 	results := make([][]Flow, n)
 	for len(pending) > 0 {
 		h, body, err := c.read()
