@@ -14,16 +14,18 @@ import (
 
 // Session keeps one connection to a bridge's management socket for callers
 // that ask often (CNI CHECK): a fresh connection costs a dial and the HELLO
-// exchange, which ovs-vswitchd answers from its main loop, several times
-// what a flow-stats request on an open connection takes. It is safe for
+// exchange, which ovs-vswitchd answers from its main loop: about as much
+// again as a flow-stats request on an open connection takes (a one-query
+// call halves, BenchmarkSessionFlows against BenchmarkFlows). It is safe for
 // concurrent use; requests take turns on the connection, and a caller's ctx
 // also bounds its wait for its turn.
 //
-// ovs-vswitchd drops the connection when it restarts (or when an echo went
-// unanswered while the session was idle): the next request then finds it
-// broken, reconnects and asks again, once. An echo request the switch sent
-// while the session was idle waits in the socket and is answered by the
-// next request.
+// ovs-vswitchd drops the connection when it restarts: the next request
+// then finds it broken, reconnects and asks again, once. An idle session
+// closes its connection itself after IdleClose: after 60 s of silence
+// ovs-vswitchd sends an echo request (OVS 3.1 and 3.5), and 60 s later,
+// unanswered, it disconnects, logging "no response to inactivity probe" at
+// ERR level, which would fill a quiet node's log with false alarms.
 type Session struct {
 	socket string
 	// turn holds one token while a request (or Close) uses the
@@ -32,11 +34,19 @@ type Session struct {
 	turn chan struct{}
 	c    *conn // nil until the first request, and after a failure
 	xid  uint32
+	// idle closes the connection idleAfter (IdleClose) after the last
+	// request.
+	idle      *time.Timer
+	idleAfter time.Duration
 }
+
+// IdleClose is how long a session keeps an unused connection: under
+// ovs-vswitchd's 60 s inactivity probe, so the switch never probes it.
+const IdleClose = 50 * time.Second
 
 // NewSession returns a session with socket; it connects on first use.
 func NewSession(socket string) *Session {
-	return &Session{socket: socket, turn: make(chan struct{}, 1)}
+	return &Session{socket: socket, turn: make(chan struct{}, 1), idleAfter: IdleClose}
 }
 
 // Socket is the management socket the session talks to.
@@ -47,6 +57,9 @@ func (s *Session) Socket() string { return s.socket }
 func (s *Session) Close() {
 	s.turn <- struct{}{}
 	defer func() { <-s.turn }()
+	if s.idle != nil {
+		s.idle.Stop()
+	}
 	s.drop()
 }
 
@@ -76,8 +89,7 @@ func (s *Session) Flows(ctx context.Context, queries ...Query) ([][]Flow, error)
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		// Do not start what would be cut short, and drop the connection
-		// with it.
+		// Started, the call would be cut short and cost the connection.
 		return nil, fmt.Errorf("openflow: flow stats from %s: %w", s.socket, context.Cause(ctx))
 	}
 	select {
@@ -85,7 +97,10 @@ func (s *Session) Flows(ctx context.Context, queries ...Query) ([][]Flow, error)
 	case <-ctx.Done():
 		return nil, fmt.Errorf("openflow: flow stats from %s: waiting for the session: %w", s.socket, context.Cause(ctx))
 	}
-	defer func() { <-s.turn }()
+	defer func() {
+		s.armIdle()
+		<-s.turn
+	}()
 	reused := s.c != nil
 	res, err := s.flows(ctx, msgs, offsets)
 	if err != nil && reused && ctx.Err() == nil && !isSwitchAnswer(err) {
@@ -94,6 +109,29 @@ func (s *Session) Flows(ctx context.Context, queries ...Query) ([][]Flow, error)
 		res, err = s.flows(ctx, msgs, offsets)
 	}
 	return res, err
+}
+
+// armIdle (re)starts the idle timer; the caller holds the turn.
+func (s *Session) armIdle() {
+	if s.c == nil {
+		return
+	}
+	if s.idle == nil {
+		s.idle = time.AfterFunc(s.idleAfter, s.closeIdle)
+		return
+	}
+	s.idle.Reset(s.idleAfter)
+}
+
+// closeIdle drops the connection unless a request is using it (that
+// request re-arms the timer when it ends).
+func (s *Session) closeIdle() {
+	select {
+	case s.turn <- struct{}{}:
+		s.drop()
+		<-s.turn
+	default:
+	}
 }
 
 // isSwitchAnswer: the switch itself refused the request (a retry would be
