@@ -20,36 +20,16 @@ import (
 // plugin's exec (the same for every verb, see the suite's plugin-exec
 // figure) is left out. It reports the checks' p50 and p99 besides ns/op.
 //
-// $OVN_OVERLAY_BENCH_DAEMON names another daemon binary to serve it (an
-// older build, to compare CHECK before and after a change in one sandbox):
+// $OVN_OVERLAY_BENCH_DAEMON names a reference daemon binary (an older
+// build): BenchmarkCheck/reference then serves the same pod with it, in the
+// same sandbox, right after BenchmarkCheck/current, for a before/after
+// comparison in one run:
 //
-//	go test -run XXX -bench Check -benchtime 2000x
-//	OVN_OVERLAY_BENCH_DAEMON=/tmp/before/ovn-overlayd go test -run XXX -bench Check -benchtime 2000x
+//	OVN_OVERLAY_BENCH_DAEMON=/tmp/before/ovn-overlayd go test -run XXX -bench Check -benchtime 2000x -count 3
 func BenchmarkCheck(b *testing.B) {
 	h := sharedHarness(b)
 	ctx := context.Background()
 	node := h.cluster.Nodes[0]
-	if other := os.Getenv("OVN_OVERLAY_BENCH_DAEMON"); other != "" {
-		locked(func() {
-			h.daemons[node.Name].Stop(5 * time.Second)
-			d, err := node.StartDaemon(other, h.daemonArgs...)
-			if err != nil {
-				b.Fatal(err)
-			}
-			h.daemons[node.Name] = d
-		})
-		b.Cleanup(func() {
-			locked(func() {
-				h.daemons[node.Name].Stop(5 * time.Second)
-				d, err := node.StartDaemon(h.daemonBin, h.daemonArgs...)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				h.daemons[node.Name] = d
-			})
-		})
-	}
 	path := &overlayPath{plugin: h.plugin, config: benchL2}
 	var pod *benchPod
 	locked(func() {
@@ -67,9 +47,36 @@ func BenchmarkCheck(b *testing.B) {
 			_ = pod.pod.Delete()
 		})
 	})
+	daemons := []struct{ name, bin string }{{"current", h.daemonBin}}
+	if ref := os.Getenv("OVN_OVERLAY_BENCH_DAEMON"); ref != "" {
+		daemons = append(daemons, struct{ name, bin string }{"reference", ref})
+	}
+	for _, d := range daemons {
+		b.Run(d.name, func(b *testing.B) {
+			restart := func(bin string) {
+				locked(func() {
+					h.daemons[node.Name].Stop(5 * time.Second)
+					p, err := node.StartDaemon(bin, h.daemonArgs...)
+					if err != nil {
+						b.Fatal(err)
+					}
+					h.daemons[node.Name] = p
+				})
+			}
+			if d.bin != h.daemonBin {
+				restart(d.bin)
+				defer restart(h.daemonBin)
+			}
+			benchCheck(b, node.DaemonSocket(), pod)
+		})
+	}
+}
+
+// benchCheck times b.N CHECKs of pod on the daemon at socket.
+func benchCheck(b *testing.B, socket string, pod *benchPod) {
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
-		return d.DialContext(ctx, "unix", node.DaemonSocket())
+		return d.DialContext(ctx, "unix", socket)
 	}}}
 	body, err := json.Marshal(cniproto.Request{Command: "CHECK", ContainerID: pod.containerID, Netns: pod.pod.NetnsPath,
 		IfName: "net1", Args: "IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME=" + pod.pod.Name, Config: benchL2})
