@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -171,19 +172,39 @@ func (d *Daemon) checkInterface(id attachment.ID, objs attachment.Objects, lsp *
 // socket; no process forked, no connection set up per CHECK. Asking also
 // for flows that output to the port would make the bridge scan every
 // table's actions, several times the cost; diagnose does.
+//
+// Missing flows are asked for again for up to flowsSettle before CHECK
+// reports them: a restarting ovn-controller (OVN 25.03.0's crashes, an
+// upgrade) clears the bridge and reinstalls everything within about a
+// second, and a CHECK landing in that window would report a fault that is
+// already going away.
 func (d *Daemon) checkFlows(ctx context.Context, iface *vswitchd.Interface, port string) error {
 	ofport := uint32(ovs.Ofport(iface))
 	table0 := uint8(0)
-	res, err := d.flows.Flows(ctx, openflow.Query{Table: &table0, Match: openflow.Match{InPort: ofport}})
-	if err != nil {
-		return fmt.Errorf("cannot read the flows of OVS interface %s from bridge %s: %w", iface.Name, d.cfg.Bridge, err)
+	query := openflow.Query{Table: &table0, Match: openflow.Match{InPort: ofport}}
+	deadline := time.Now().Add(flowsSettle)
+	for {
+		res, err := d.flows.Flows(ctx, query)
+		switch {
+		case err != nil:
+			return fmt.Errorf("cannot read the flows of OVS interface %s from bridge %s: %w", iface.Name, d.cfg.Bridge, err)
+		case len(res[0]) > 0:
+			return nil
+		case time.Now().After(deadline):
+			return fmt.Errorf("ovn-controller has no flows on %s for OVS interface %s (logical port %s): none matches in_port=%d for %s; ovn-controller is down, or has not reinstalled them since ovs-vswitchd restarted: check ovn-controller on this node (ovn-overlayctl diagnose shows the rest)",
+				d.cfg.Bridge, iface.Name, port, ofport, flowsSettle)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("ovn-controller has no flows on %s for OVS interface %s (logical port %s) yet: none matches in_port=%d: %w", d.cfg.Bridge, iface.Name, port, ofport, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	if len(res[0]) == 0 {
-		return fmt.Errorf("ovn-controller has no flows on %s for OVS interface %s (logical port %s): none matches in_port=%d; ovn-controller is down, or has not reinstalled them since ovs-vswitchd restarted: check ovn-controller on this node (ovn-overlayctl diagnose shows the rest)",
-			d.cfg.Bridge, iface.Name, port, ofport)
-	}
-	return nil
 }
+
+// flowsSettle is how long CHECK waits for a port's missing flows to come
+// back (checkFlows).
+const flowsSettle = 2 * time.Second
 
 // checkPrevResult compares the runtime's record of ADD's result with the NB.
 func checkPrevResult(r *request, mac net.HardwareAddr, addrs []netip.Prefix) error {

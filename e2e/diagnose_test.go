@@ -234,3 +234,40 @@ func assertHealthyReport(t *testing.T, a *diagAtt, r *diagnose.Report) {
 	}
 	t.Logf("healthy attachment:\n%s", text)
 }
+
+// TestCheckAcrossOVNControllerRestart: an ovn-controller that dies and
+// starts again (OVN 25.03.0 aborts under churn; an upgrade restarts it)
+// replaces br-int's flows with what it has recomputed, and a port added
+// just before may lack its flows for a moment; CHECK right after waits for
+// them instead of reporting the gap as a fault.
+func TestCheckAcrossOVNControllerRestart(t *testing.T) {
+	network := "diag-rst-" + randomID()[:4]
+	const subnets = "10.151.0.0/24"
+	conf := layer2Config(network, subnets, nil)
+	n := node(t, 0)
+	t.Cleanup(func() {
+		if err := n.WaitOVNControllerConnected(time.Minute); err != nil {
+			t.Errorf("ovn-controller back: %v", err)
+		}
+	})
+	for round := range 5 {
+		p := newPod(t, n, "diag-rst")
+		addOut, err := invoke(t, p, "ADD", "net1", conf)
+		if err != nil {
+			t.Fatalf("ADD: %v", err)
+		}
+		t.Cleanup(func() { _, _ = invoke(t, p, "DEL", "net1", conf) })
+		n.KillOVNController()
+		if err := n.StartOVNController(); err != nil {
+			t.Fatal(err)
+		}
+		// Through the new ovn-controller's first recompute and flow
+		// replacement, which come a few hundred ms after its start.
+		start := time.Now()
+		for time.Since(start) < 1500*time.Millisecond {
+			if _, err := invokeQuiet(p, "CHECK", "net1", checkConf(network, subnets, addOut, nil)); err != nil {
+				t.Fatalf("round %d: CHECK %s after ovn-controller restarted: %v", round, time.Since(start).Round(time.Millisecond), err)
+			}
+		}
+	}
+}
