@@ -255,10 +255,7 @@ func (d *Daemon) plug(ctx context.Context, p *addPlan) (netns.Result, error) {
 	}
 	// Who the attachment is for, as on the logical port: diagnose finds
 	// a pod's attachment by it also when the port is gone.
-	ids := d.portExternalIDs(p.r)
-	delete(ids, externalids.Topology)
-	delete(ids, externalids.Node)
-	return links, d.addOVSPort(ctx, ovs.PortSpec{Name: p.hostIf, IfaceID: ifaceID, ExternalIDs: ids})
+	return links, d.addOVSPort(ctx, ovs.PortSpec{Name: p.hostIf, IfaceID: ifaceID, ExternalIDs: attachmentExternalIDs(p.r)})
 }
 
 // waitReady returns once ovn-controller has installed the port's flows,
@@ -366,9 +363,16 @@ func (d *Daemon) hostnameFor(r *request) string {
 
 // portExternalIDs are the attachment's keys on its logical switch port.
 func (d *Daemon) portExternalIDs(r *request) map[string]string {
-	ids := r.id.ExternalIDs()
+	ids := attachmentExternalIDs(r)
 	ids[externalids.Topology] = string(r.conf.Topology)
 	ids[externalids.Node] = d.cfg.NodeName
+	return ids
+}
+
+// attachmentExternalIDs are the keys both the logical port and the OVS
+// interface carry: the attachment's identity, its netns and who it is for.
+func attachmentExternalIDs(r *request) map[string]string {
+	ids := r.id.ExternalIDs()
 	ids[externalids.Netns] = r.netns
 	if r.args.PodNamespace != "" {
 		ids[externalids.PodNamespace] = r.args.PodNamespace

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os/exec"
 	"slices"
@@ -73,11 +74,13 @@ func (d *Daemon) Diagnose(ctx context.Context, q diagnose.Query) (*diagnose.Repo
 	if chassis, err := d.ovs.Chassis(); err == nil {
 		r.Expected.Chassis = chassis.SystemID
 	}
+	ids := d.recordedIDs(id, objs)
+	fillPod(&r.Attachment, ids)
 	lsp := d.diagnoseLogicalPort(r, id, objs)
-	iface := d.diagnoseInterface(r, objs)
+	d.diagnoseInterface(r, objs)
 	d.diagnoseBinding(ctx, r)
-	d.diagnoseOpenFlow(ctx, r, iface)
-	d.diagnosePod(r, id, lsp, iface)
+	d.diagnoseOpenFlow(ctx, r)
+	d.diagnosePod(r, id, ids[externalids.Netns], lsp)
 	if q.Peer.IsValid() {
 		r.Trace = d.diagnoseTrace(ctx, lsp, q)
 	}
@@ -136,13 +139,9 @@ func (d *Daemon) diagnoseLogicalPort(r *diagnose.Report, id attachment.ID, objs 
 		for _, ifaceID := range objs.Interfaces {
 			lp.ExpectedName = ifaceID
 		}
-		if ids := d.recordedIDs(id, objs); ids != nil {
-			fillPod(&r.Attachment, ids)
-		}
 		return nil
 	}
 	ids := lsp.ExternalIDs
-	fillPod(&r.Attachment, ids)
 	*lp = diagnose.LogicalPort{Found: true, Name: lsp.Name, Switch: ids[externalids.Switch],
 		Addresses: lsp.Addresses, PortSecurity: lsp.PortSecurity, Enabled: lsp.Enabled, Up: lsp.Up,
 		Owner: ids[externalids.Owner], Node: ids[externalids.Node], MigrationSource: ids[externalids.MigrationSource]}
@@ -156,7 +155,9 @@ func fillPod(a *diagnose.Identity, ids map[string]string) {
 	a.PodNamespace, a.PodName, a.NAD = ids[externalids.PodNamespace], ids[externalids.PodName], ids[externalids.NAD]
 }
 
-func (d *Daemon) diagnoseInterface(r *diagnose.Report, objs attachment.Objects) *ovsInterface {
+// diagnoseInterface finds the attachment's OVS interface; its name is the
+// host veth's, which the pod side uses too.
+func (d *Daemon) diagnoseInterface(r *diagnose.Report, objs attachment.Objects) {
 	in := &r.Interface
 	in.Bridge = d.cfg.Bridge
 	for name := range objs.Interfaces {
@@ -167,7 +168,7 @@ func (d *Daemon) diagnoseInterface(r *diagnose.Report, objs attachment.Objects) 
 	}
 	iface, ok := d.ovs.Interface(in.Name)
 	if !ok {
-		return nil
+		return
 	}
 	in.Found, in.Ofport, in.IfaceID = true, ovs.Ofport(iface), iface.ExternalIDs[externalids.IfaceID]
 	in.OVNInstalled = iface.ExternalIDs[externalids.OVNInstalled] == "true"
@@ -177,12 +178,6 @@ func (d *Daemon) diagnoseInterface(r *diagnose.Report, objs attachment.Objects) 
 	if r.LogicalPort.ExpectedName == "" && !r.LogicalPort.Found {
 		r.LogicalPort.ExpectedName = in.IfaceID
 	}
-	return &ovsInterface{name: iface.Name, ofport: in.Ofport}
-}
-
-type ovsInterface struct {
-	name   string
-	ofport int
 }
 
 func (d *Daemon) diagnoseBinding(ctx context.Context, r *diagnose.Report) {
@@ -206,13 +201,13 @@ func (d *Daemon) diagnoseBinding(ctx context.Context, r *diagnose.Report) {
 // diagnoseOpenFlow counts the flows of the port by asking the bridge
 // natively (the counts CHECK also relies on), and adds what an operator
 // reads in ovs-ofctl's words: the ingress flow and the port counters.
-func (d *Daemon) diagnoseOpenFlow(ctx context.Context, r *diagnose.Report, iface *ovsInterface) {
+func (d *Daemon) diagnoseOpenFlow(ctx context.Context, r *diagnose.Report) {
 	of := &r.OpenFlow
-	if iface == nil || iface.ofport <= 0 {
+	if !r.Interface.Found || r.Interface.Ofport <= 0 {
 		return // Judge skips it
 	}
 	of.Socket = d.flows.Socket()
-	port := uint32(iface.ofport)
+	port := uint32(r.Interface.Ofport)
 	table0 := uint8(0)
 	queries := []openflow.Query{
 		{Table: &table0, Match: openflow.Match{InPort: port}},
@@ -225,7 +220,7 @@ func (d *Daemon) diagnoseOpenFlow(ctx context.Context, r *diagnose.Report, iface
 			openflow.Query{Match: openflow.Match{Metadata: &dp, Reg14: &key}},
 			openflow.Query{Match: openflow.Match{Metadata: &dp, Reg15: &key}})
 		if mac := r.Pod.Link.MAC; mac != "" {
-			if hw, err := parseMAC(mac); err == nil {
+			if hw, err := net.ParseMAC(mac); err == nil {
 				queries = append(queries, openflow.Query{Match: openflow.Match{Metadata: &dp, EthDst: hw}},
 					openflow.Query{Match: openflow.Match{Metadata: &dp, EthSrc: hw}})
 			}
@@ -263,27 +258,20 @@ func (d *Daemon) diagnoseOpenFlow(ctx context.Context, r *diagnose.Report, iface
 		of.Tables = append(of.Tables, *t)
 	}
 	slices.SortFunc(of.Tables, func(a, b diagnose.TableCount) int { return a.Table - b.Table })
-	of.Ingress, of.Port = ofctlView(of.Socket, iface.ofport)
+	of.Ingress, of.Port = ofctlView(of.Socket, r.Interface.Ofport)
 }
 
-func (d *Daemon) diagnosePod(r *diagnose.Report, id attachment.ID, lsp *nbdb.LogicalSwitchPort, iface *ovsInterface) {
+// diagnosePod inspects the pod side in podNetns (recorded by ADD on the
+// logical port and the OVS interface) and compares it as CHECK does.
+func (d *Daemon) diagnosePod(r *diagnose.Report, id attachment.ID, podNetns string, lsp *nbdb.LogicalSwitchPort) {
 	p := &r.Pod
-	ids := d.recordedIDs(id, d.store.Get(id))
-	p.Netns = ids[externalids.Netns]
+	p.Netns = podNetns
 	p.Link.Name = id.IfName
 	if p.Netns == "" {
 		p.Verdict, p.Note = diagnose.Skipped, "neither the logical port nor the OVS interface records the pod's network namespace"
 		return
 	}
-	// The host veth has the OVS interface's name; with the interface
-	// gone, the name recorded for it (or for the veth alone).
-	host := r.Interface.Name
-	if iface != nil {
-		host = iface.name
-	}
-	if objs := d.store.Get(id); host == "" && len(objs.HostLinks) > 0 {
-		host = objs.HostLinks[0]
-	}
+	host := r.Interface.Name // also when the interface itself is gone
 	if host == "" {
 		p.Drifts = append(p.Drifts, diagnose.Drift{Kind: string(netns.DriftHostLink), Detail: "the attachment has no host veth on record"})
 		return
@@ -323,7 +311,7 @@ func (d *Daemon) diagnosePod(r *diagnose.Report, id attachment.ID, lsp *nbdb.Log
 			r.Expected.MTU, r.Expected.ConfigKnown = mtu, true
 			want.Routes = nw.Routes()
 			for _, rt := range want.Routes {
-				r.Expected.Routes = append(r.Expected.Routes, routeString(rt))
+				r.Expected.Routes = append(r.Expected.Routes, rt.String())
 			}
 		}
 	}
@@ -346,13 +334,6 @@ func linkOf(l netns.LinkState) diagnose.Link {
 		out.MAC = l.MAC.String()
 	}
 	return out
-}
-
-func routeString(r netns.Route) string {
-	if r.Gateway.IsValid() {
-		return r.Dst.String() + " via " + r.Gateway.String()
-	}
-	return r.Dst.String()
 }
 
 // diagnoseTrace runs ovn-trace on a packet from the port to the peer:

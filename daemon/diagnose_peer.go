@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"net"
 	"net/netip"
 	"slices"
 
@@ -9,8 +8,6 @@ import (
 	"github.com/ovn-overlay/ovn-overlay/externalids"
 	"github.com/ovn-overlay/ovn-overlay/ovn/nbdb"
 )
-
-func parseMAC(s string) (net.HardwareAddr, error) { return net.ParseMAC(s) }
 
 // sourceFor picks the port's address of the peer's family.
 func sourceFor(addrs []netip.Prefix, peer netip.Addr) (netip.Addr, bool) {

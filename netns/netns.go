@@ -293,7 +293,7 @@ func Configure(podNetnsPath string, a Attachment) error {
 	}
 	for _, r := range a.Routes {
 		if err := addRoute(pod, podLink.Attrs().Index, r); err != nil {
-			return wrap(fmt.Sprintf("add route %s", routeString(r)), err)
+			return wrap(fmt.Sprintf("add route %s", r.String()), err)
 		}
 	}
 	if err := addSourceRouting(pod, podLink.Attrs().Index, a); err != nil {
@@ -605,7 +605,7 @@ func checkPodSide(podNetnsPath string, a Attachment, hostIndex int) []Drift {
 			break
 		}
 		if !found {
-			drift.add(DriftRoute, "pod netns is missing route %s", routeString(r))
+			drift.add(DriftRoute, "pod netns is missing route %s", r.String())
 		}
 	}
 
@@ -765,10 +765,10 @@ func validate(a Attachment) error {
 			return errors.New("route with invalid destination")
 		}
 		if r.Dst.Addr().Is4In6() {
-			return fmt.Errorf("route %s: IPv4-mapped destinations are not supported", routeString(r))
+			return fmt.Errorf("route %s: IPv4-mapped destinations are not supported", r.String())
 		}
 		if r.Gateway.IsValid() && r.Gateway.Unmap().Is4() != r.Dst.Addr().Is4() {
-			return fmt.Errorf("route %s: gateway and destination families differ", routeString(r))
+			return fmt.Errorf("route %s: gateway and destination families differ", r.String())
 		}
 	}
 	return nil
@@ -922,7 +922,9 @@ func ipNetToPrefix(n *net.IPNet) (netip.Prefix, bool) {
 	return netip.PrefixFrom(a, ones), true
 }
 
-func routeString(r Route) string {
+// String is the route as CHECK and diagnose report it: "dst via gateway",
+// or "dst on-link".
+func (r Route) String() string {
 	if r.Gateway.IsValid() {
 		return fmt.Sprintf("%s via %s", r.Dst, r.Gateway)
 	}

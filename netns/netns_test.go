@@ -345,7 +345,7 @@ func TestSetup(t *testing.T) {
 			for _, r := range a.Routes {
 				ok, err := hasRoute(ph, pl.Attrs().Index, r)
 				if err != nil || !ok {
-					t.Errorf("route %s missing (err %v)", routeString(r), err)
+					t.Errorf("route %s missing (err %v)", r.String(), err)
 				}
 			}
 			if tc.probe.IsValid() {

@@ -53,7 +53,7 @@ func addSourceRouting(h *netlink.Handle, linkIndex int, a Attachment) error {
 			r.Scope = netlink.SCOPE_LINK
 		}
 		if err := h.RouteAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("add route %s to table %d: %w", routeString(rt), table, err)
+			return fmt.Errorf("add route %s to table %d: %w", rt.String(), table, err)
 		}
 	}
 	for _, p := range a.Addresses {

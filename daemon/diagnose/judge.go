@@ -255,7 +255,7 @@ func judgePod(p *Pod, mtu int) {
 		}
 		route := "<dst> via <gateway>"
 		if _, r, ok := strings.Cut(d.Detail, "missing route "); ok {
-			route = r
+			route = strings.TrimSuffix(r, " on-link") // ip route's default
 		}
 		fill := strings.NewReplacer("{netns}", p.Netns, "{pod}", p.Link.Name, "{host}", p.Host.Name, "{mtu}", mtuText, "{route}", route)
 		broken = append(broken, Problem{What: d.Detail, Cause: fix.cause, Fix: fill.Replace(fix.fix)})

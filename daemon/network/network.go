@@ -469,11 +469,18 @@ func (n *Network) Widen(static []netip.Prefix) []netip.Prefix {
 
 // buildPort makes the logical switch port: addresses and port security both
 // list the MAC and IPs, so the pod cannot spoof either.
-func (n *Network) buildPort(req PortRequest, mac net.HardwareAddr, addrs []netip.Prefix) *nbdb.LogicalSwitchPort {
+// portEntry is the "MAC address..." entry a port's addresses and port
+// security hold.
+func portEntry(mac net.HardwareAddr, addrs []netip.Prefix) string {
 	entry := mac.String()
 	for _, a := range addrs {
 		entry += " " + a.Addr().String()
 	}
+	return entry
+}
+
+func (n *Network) buildPort(req PortRequest, mac net.HardwareAddr, addrs []netip.Prefix) *nbdb.LogicalSwitchPort {
+	entry := portEntry(mac, addrs)
 	ids := map[string]string{externalids.Owner: externalids.OwnerValue, externalids.Switch: n.switchName}
 	for k, v := range req.ExternalIDs {
 		ids[k] = v
@@ -534,10 +541,7 @@ func CheckPortSecurity(lsp *nbdb.LogicalSwitchPort) error {
 	if err != nil {
 		return err
 	}
-	want := mac.String()
-	for _, p := range ParsePrefixList(lsp.ExternalIDs[externalids.Addresses]) {
-		want += " " + p.Addr().String()
-	}
+	want := portEntry(mac, ParsePrefixList(lsp.ExternalIDs[externalids.Addresses]))
 	if len(lsp.PortSecurity) != 1 || lsp.PortSecurity[0] != want {
 		return fmt.Errorf("logical switch port %s has port security %q, want [%q]: it was changed outside ovn-overlay; restore it with ovn-nbctl lsp-set-port-security %s %q",
 			lsp.Name, lsp.PortSecurity, want, lsp.Name, want)
